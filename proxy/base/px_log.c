@@ -1,0 +1,115 @@
+/*
+ * Log line formatting. Each line is built in a stack buffer and written with one fwrite so lines
+ * from several threads (the work pool) never interleave mid-line. Messages longer than the buffer
+ * are truncated with a marker rather than split.
+ */
+#include "px_log.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+int px__log_level = PX_LOG_INFO;
+static px_log_format_t log_format = PX_LOG_TEXT;
+static FILE *log_out;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
+
+void px_log_setup(px_log_level_t level, px_log_format_t format, FILE *out)
+{
+    px__log_level = (int)level;
+    log_format = format;
+    log_out = out;
+}
+
+bool px_log_level_parse(const char *s, px_log_level_t *out)
+{
+    for (size_t i = 0; i < PX_ARRAY_SIZE(level_names); i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (px_log_level_t)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *px_log_level_name(px_log_level_t level)
+{
+    return (unsigned)level < PX_ARRAY_SIZE(level_names) ? level_names[level] : "?";
+}
+
+/* Appends s to buf as a JSON string body (without quotes). */
+static size_t json_escape(char *buf, size_t cap, size_t pos, const char *s)
+{
+    for (; *s && pos + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[pos++] = '\\';
+            buf[pos++] = (char)c;
+        } else if (c < 0x20) {
+            pos += (size_t)snprintf(buf + pos, cap - pos, "\\u%04x", c);
+        } else {
+            buf[pos++] = (char)c;
+        }
+    }
+    return pos;
+}
+
+void px__log_write(px_log_level_t level, const char *ctx, const char *fmt, ...)
+{
+    char msg[4096], line[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(msg))
+        memcpy(msg + sizeof(msg) - 5, "...", 4);
+
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char ts[40];
+    size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + tl, sizeof(ts) - tl, ".%03ldZ", (long)(tv.tv_usec / 1000));
+
+    size_t pos;
+    if (log_format == PX_LOG_JSON) {
+        pos = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,", ts,
+                               px_log_level_name(level), (int)getpid());
+        if (ctx) {
+            pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\"ctx\":\"");
+            pos = json_escape(line, sizeof(line), pos, ctx);
+            pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\",");
+        }
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\"msg\":\"");
+        pos = json_escape(line, sizeof(line), pos, msg);
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\"}\n");
+    } else {
+        pos = (size_t)snprintf(line, sizeof(line), "%s [%d] %s %s%s%s\n", ts, (int)getpid(),
+                               px_log_level_name(level), ctx ? ctx : "", ctx ? ": " : "", msg);
+    }
+    if (pos >= sizeof(line)) {
+        pos = sizeof(line) - 1;
+        line[pos - 1] = '\n';
+    }
+    FILE *out = log_out ? log_out : stderr;
+    fwrite(line, 1, pos, out);
+    fflush(out);
+}
+
+void px_fatal(const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    px__log_write(PX_LOG_ERROR, NULL, "%s", msg);
+    exit(1);
+}
