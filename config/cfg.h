@@ -51,9 +51,9 @@ struct cfg {
         bool allow_remote_trust;
         int max_client_conn;
         char *admin_addr;
-        int admin_port; /* 0 disables */
-        int log_level;  /* px_log_level_t */
-        int log_format; /* px_log_format_t */
+        int admin_port;         /* 0 disables */
+        int log_level;          /* px_log_level_t */
+        int log_format;         /* px_log_format_t */
         int buffer_size;        /* bytes per connection read buffer */
         int max_statement_size; /* largest Query/Parse the proxy buffers to rewrite */
     } proxy;
@@ -127,42 +127,52 @@ const cfg_key_t *cfg_keys(size_t *n);
 
 /*
  * Reports one validation error through the load context, formatted "file:line: section.key:
- * message" (or "env RSPROXY_X_Y: ..." when the value came from the environment).
+ * message" (or "env RSPROXY_X_Y: message" when the value came from the environment, or
+ * "file: section.key: message" when the key holds its default). Never pass a secret value.
  */
 typedef struct cfg_report cfg_report_t;
 void cfg_report_error(cfg_report_t *r, const cfg_t *c, const char *section, const char *key,
                       const char *fmt, ...) PX_PRINTF(5, 6);
 
 typedef struct cfg_load_opts {
-    const char *path; /* file to read; also used in messages */
-    const char *text; /* when not NULL, parse this text instead of reading path */
+    const char *path;  /* file to read; also used in messages */
+    const char *text;  /* when not NULL, parse this text instead of reading path */
     char *const *envp; /* environment for RSPROXY_* overrides; NULL = the process environment */
     /* Extra validation run after the generic checks (proxy/ validates S3 URLs and ARNs here).
-     * Returns the number of errors it reported. */
+     * Called only when every value parsed and the generic checks passed, so it may rely on
+     * them (e.g. aws_iam_role is "", "default" or a valid chain). Returns the number of errors
+     * it reported; a positive count without a cfg_report_error call still fails the load. */
     int (*validate)(cfg_t *c, cfg_report_t *r, void *arg);
     void *validate_arg;
 } cfg_load_opts_t;
 
 /*
- * Builds a validated snapshot. On failure returns a negative CFG_E_* code and writes every error,
- * one per line, into err. Secrets never appear in err.
+ * Builds a validated snapshot: table defaults, then the file (opts->text, or opts->path, or
+ * neither for a configuration from the environment alone), then RSPROXY_* overrides, then the
+ * generic cross-key checks, then opts->validate. On failure returns a negative code (the
+ * CFG_E_* of the first error, or UV_ENOMEM) and writes every error, one per line, into err
+ * (file errors in line order; beyond 100 errors a last line "... and N more errors"). Secrets
+ * never appear in err. Safe to call from any thread; the snapshot is immutable afterwards.
  */
 int cfg_load(const cfg_load_opts_t *opts, cfg_t **out, char *err, size_t errlen) PX_MUSTCHECK;
 
 cfg_t *cfg_ref(cfg_t *c);
 void cfg_unref(cfg_t *c);
 
-/* "file:line", "env RSPROXY_...", or "default" for a key of this snapshot. */
+/* "file:line", "env RSPROXY_...", or "default" for a key of this snapshot; NULL for a key that
+ * is not in the table. upstream.password read from password_file reports password_file's
+ * origin. */
 const char *cfg_origin(const cfg_t *c, const char *section, const char *key);
 
-/* Names of non-reloadable keys whose values differ, comma-separated into buf; false if none. */
+/* Names of non-reloadable keys whose values differ ("proxy.listen_port, upstream.host") into
+ * buf, which ends in "..." when too small; false if none. */
 bool cfg_nonreloadable_changes(const cfg_t *old, const cfg_t *nw, char *buf, size_t buflen);
 
 /* The configuration part of --help. */
 void cfg_print_help(FILE *out);
 /* The README's configuration reference (Markdown), generated from the table. */
 void cfg_print_reference_md(FILE *out);
-/* The effective configuration as INI, secrets redacted. */
+/* The effective configuration as INI, secrets redacted (a set secret prints as ***). */
 void cfg_dump(const cfg_t *c, FILE *out);
 
 #endif
