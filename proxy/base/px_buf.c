@@ -185,8 +185,10 @@ const uint8_t *px_rd_bytes(px_rd_t *r, size_t n)
 
 const char *px_rd_str(px_rd_t *r, size_t *n)
 {
-    if (r->err)
+    if (r->err || r->off == r->len) {
+        r->err = true; /* also keeps memchr away from a NULL, zero-length input */
         return NULL;
+    }
     const uint8_t *start = r->p + r->off;
     const uint8_t *nul = memchr(start, 0, r->len - r->off);
     if (!nul) {
