@@ -29,11 +29,28 @@ typedef struct auth_http_header {
     const char *value;
 } auth_http_header_t;
 
+/*
+ * Input rules (anything else is AUTH_E_PROTO, so a request is never signed in a form the service
+ * could read differently):
+ * - path: starts with '/' (or is ""/NULL for "/"), no '?', '#' or control bytes. For S3 it must
+ *   be encoded once already (auth_uri_encode(..., keep_slash=true) of the key) and is signed
+ *   exactly as given; other services get it normalised and encoded again.
+ * - query: "k=v&k2" pieces, each percent escape complete ("%4" is refused), no empty piece
+ *   ("a&&b", a trailing '&'). '+' is a literal plus sign, not a space.
+ * - headers: token names, values without CR/LF/controls (HTAB allowed). Host is required. The
+ *   signer writes X-Amz-Date and Authorization, and X-Amz-Security-Token (when keys carry a
+ *   token) and X-Amz-Content-Sha256 (S3): passing any of those yourself is refused. Outside S3
+ *   an X-Amz-Content-Sha256 header must equal the payload hash. A Date header is signed as
+ *   given (X-Amz-Date is still added and wins). User-Agent, Expect, X-Amzn-Trace-Id and
+ *   Transfer-Encoding are never signed, so they may change after signing.
+ * - region, service, access key: non-empty printable ASCII without '/', ',' or spaces; secret
+ *   key at most 1024 bytes; time_unix within 1970..9999.
+ */
 typedef struct auth_sigv4_req {
-    const char *method; /* "GET", "POST", ... */
+    const char *method; /* "GET", "POST", ... (used as given; AWS methods are upper case) */
     const char *path;   /* as sent on the wire (already percent-encoded once), "" means "/" */
     const char *query;  /* raw query as sent, without '?', NULL or "" for none */
-    const auth_http_header_t *headers; /* must include Host; Date/X-Amz-Date are added here */
+    const auth_http_header_t *headers; /* must include Host; X-Amz-Date is added here */
     size_t nheaders;
     const uint8_t *body; /* hashed unless payload_hash is given */
     size_t bodylen;
@@ -42,7 +59,10 @@ typedef struct auth_sigv4_req {
     const char *service; /* "redshift", "redshift-serverless", "sts", "s3" */
     int64_t time_unix;   /* signing time, seconds since the epoch (skew-corrected by the caller) */
     bool s3;             /* S3 rules: single encoding, no normalisation, x-amz-content-sha256 */
-    bool sign_session_token; /* true (default practice): X-Amz-Security-Token is signed */
+    /* true (botocore's practice, and what STS, Redshift and S3 expect): X-Amz-Security-Token is
+     * signed. false adds it after signing (the suite's post-sts-header-after). NB: a zeroed
+     * struct means false; callers set it explicitly. */
+    bool sign_session_token;
 } auth_sigv4_req_t;
 
 typedef struct auth_sigv4_out {
@@ -51,13 +71,15 @@ typedef struct auth_sigv4_out {
     auth_http_header_t add[4];
     size_t nadd;
     px_dbuf_t strings; /* owns the storage `add` points into */
-    /* For tests and trace-free debugging: never contain secrets. */
+    /* For tests and trace-free debugging: never contain secrets (the session token appears as
+     * "<redacted>" in canonical_request; the string to sign hashes the real one). */
     px_dbuf_t canonical_request;
     px_dbuf_t string_to_sign;
 } auth_sigv4_out_t;
 
-/* Signs the request. Returns 0, UV_ENOMEM, or AUTH_E_PROTO when required fields are missing.
- * Call auth_sigv4_out_free in every case. */
+/* Signs the request. Returns 0, UV_ENOMEM (also when OpenSSL cannot allocate), or AUTH_E_PROTO
+ * when required fields are missing or break the rules above; on failure `out` holds nothing
+ * (nadd == 0). Call auth_sigv4_out_free in every case. */
 int auth_sigv4_sign(const auth_sigv4_req_t *req, const auth_aws_keys_t *keys,
                     auth_sigv4_out_t *out) PX_MUSTCHECK;
 void auth_sigv4_out_free(auth_sigv4_out_t *out);
