@@ -179,8 +179,9 @@ static const cfg_key_t keys[] = {
          "Keep staged objects after a COPY emulation instead of deleting them (for "
          "debugging)."),
     LIST("s3", "allowed_iam_roles", s3.allowed_iam_roles, "", RELOAD,
-         "Comma-separated role ARNs that clients may name in their own IAM_ROLE clauses. Empty "
-         "allows any role."),
+         "Comma-separated role ARNs (and the word default, for IAM_ROLE default) that clients may "
+         "name in their own IAM_ROLE clauses. Empty allows any role. The configured "
+         "aws_iam_role is always allowed."),
     BOOL("s3", "allow_client_credentials", s3.allow_client_credentials, "true", RELOAD,
          "Let COPY and UNLOAD statements carry their own ACCESS_KEY_ID / SECRET_ACCESS_KEY or "
          "CREDENTIALS; false refuses such statements."),

@@ -460,11 +460,18 @@ static void check_s3(check_t *ck)
         fail(ck, "s3", "forward_s3_credentials",
              "cannot be combined with s3.aws_iam_role; choose the role or the proxy's keys");
     for (size_t i = 0; i < c->s3.allowed_iam_roles.n; i++) {
-        const char *item = c->s3.allowed_iam_roles.items[i], *why;
+        char *item = c->s3.allowed_iam_roles.items[i];
+        const char *why;
+        if (px_ascii_ieq(item, strlen(item), "default")) {
+            /* Lets clients write IAM_ROLE default; one spelling so consumers can strcmp. */
+            memcpy(item, "default", 7);
+            continue;
+        }
         if (!role_arn_valid(item, strlen(item), &why)) {
             char q[96];
             cfg_value_quote(item, q, sizeof(q));
-            fail(ck, "s3", "allowed_iam_roles", "%s is not an IAM role ARN: %s", q, why);
+            fail(ck, "s3", "allowed_iam_roles", "%s is not an IAM role ARN or default: %s", q,
+                 why);
             break;
         }
     }

@@ -318,8 +318,9 @@ PX_TEST(good_full_every_key)
     ASSERT(!c->s3.copy_stdin);
     ASSERT(!c->s3.check_lifecycle);
     ASSERT(c->s3.keep_staged);
-    ASSERT_EQ(c->s3.allowed_iam_roles.n, 2);
+    ASSERT_EQ(c->s3.allowed_iam_roles.n, 3);
     ASSERT_STR_EQ(c->s3.allowed_iam_roles.items[1], "arn:aws:iam::123456789012:role/path/Other");
+    ASSERT_STR_EQ(c->s3.allowed_iam_roles.items[2], "default"); /* normalised from "Default" */
     ASSERT(!c->s3.allow_client_credentials);
 
     /* Every key of the table was set by the file. */
