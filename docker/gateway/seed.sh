@@ -1,29 +1,28 @@
 #!/bin/bash
-# Run once by the postgres image's entrypoint on a fresh data directory: the demo role and
-# data, and pg_hba.conf allowing TCP only over TLS with SCRAM.
+# Run once by the postgres image's entrypoint on a fresh data directory: the data behind the
+# Redshift stand-in (seed.sql, shared with tests/local-gateway.sh), the cluster's admin user
+# "demo" (Redshift's master user) owning it, and pg_hba.conf:
+#   - the superuser over TLS only, with its password (the AWS stand-in's admin connection,
+#     which sets the passwords it mints);
+#   - everyone else with md5 (which also runs SCRAM for SCRAM-stored secrets) in plain TCP
+#     from the Redshift stand-in, which relays each client's password exchange: over TLS,
+#     PostgreSQL would offer SCRAM-SHA-256-PLUS, bound to a certificate the client never sees.
+# The port is not published: only the compose network reaches it.
 set -euo pipefail
+psql -v ON_ERROR_STOP=1 -U postgres -d postgres -f /gateway-seed/seed.sql
 # psql reads the password file itself, so the password never appears on a command line.
-psql -v ON_ERROR_STOP=1 -U postgres -d postgres <<'SQL'
+psql -v ON_ERROR_STOP=1 -U postgres -d dev <<'SQL'
 \set pw `cat /gateway/demo-password.postgres`
-SET password_encryption = 'scram-sha-256';
-CREATE ROLE demo LOGIN PASSWORD :'pw';
-CREATE DATABASE demo OWNER demo;
-SQL
-psql -v ON_ERROR_STOP=1 -U postgres -d demo <<'SQL'
-SET ROLE demo;
-CREATE TABLE events (
-    id         int PRIMARY KEY,
-    happened   timestamptz NOT NULL,
-    kind       text NOT NULL,
-    amount_usd numeric(10, 2)
-);
-INSERT INTO events
-SELECT g, timestamptz '2024-01-01 00:00+00' + g * interval '37 minutes',
-       (ARRAY['signup', 'purchase', 'refund', 'login'])[1 + g % 4],
-       CASE WHEN g % 4 = 1 THEN round((g * 7.31) % 500, 2) END
-FROM generate_series(1, 1000) g;
+SET password_encryption = 'md5';
+CREATE ROLE demo LOGIN CREATEROLE PASSWORD :'pw';
+ALTER DATABASE dev OWNER TO demo;
+ALTER TABLE events OWNER TO demo;
+ALTER TABLE cities OWNER TO demo;
+ALTER VIEW daily_revenue OWNER TO demo;
 SQL
 cat >"$PGDATA/pg_hba.conf" <<'HBA'
-local   all   all                  trust
-hostssl all   all   0.0.0.0/0      scram-sha-256
+local   all   all                      trust
+hostssl all   postgres   0.0.0.0/0     scram-sha-256
+host    all   postgres   0.0.0.0/0     reject
+host    all   all        0.0.0.0/0     md5
 HBA
