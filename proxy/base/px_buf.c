@@ -13,6 +13,12 @@ void px_dbuf_init(px_dbuf_t *b, size_t limit)
     b->limit = limit ? limit : PX_DBUF_NOLIMIT;
 }
 
+void px_dbuf_init_secret(px_dbuf_t *b, size_t limit)
+{
+    px_dbuf_init(b, limit);
+    b->secret = true;
+}
+
 void px_dbuf_free(px_dbuf_t *b)
 {
     px_free(b->data);
@@ -47,7 +53,17 @@ bool px_dbuf_reserve(px_dbuf_t *b, size_t extra)
     size_t ncap = b->cap ? b->cap : 64;
     while (ncap < need)
         ncap *= 2;
-    uint8_t *nd = px_realloc(b->data, ncap);
+    uint8_t *nd;
+    if (b->secret) {
+        nd = px_malloc(ncap);
+        if (nd && b->data) {
+            memcpy(nd, b->data, b->len);
+            px_wipe(b->data, b->cap);
+            px_free(b->data);
+        }
+    } else {
+        nd = px_realloc(b->data, ncap);
+    }
     if (!nd) {
         b->failed = true;
         return false;

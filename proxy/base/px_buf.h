@@ -20,11 +20,16 @@ typedef struct px_dbuf {
     size_t cap;
     size_t limit; /* growth beyond this fails (sets failed) */
     bool failed;  /* sticky: an allocation failed or the limit was hit */
+    bool secret;  /* growth copies and wipes instead of realloc (see px_dbuf_init_secret) */
 } px_dbuf_t;
 
 #define PX_DBUF_NOLIMIT ((size_t)1 << 40)
 
 void px_dbuf_init(px_dbuf_t *b, size_t limit);
+/* For buffers that will hold secrets (forwarded AWS keys, passwords): growing allocates a new
+ * block, copies and wipes the old one, so realloc never leaves a copy in freed memory. Free
+ * with px_dbuf_free_secret. */
+void px_dbuf_init_secret(px_dbuf_t *b, size_t limit);
 void px_dbuf_free(px_dbuf_t *b);
 /* Wipes the contents before freeing (for buffers that held secrets). */
 void px_dbuf_free_secret(px_dbuf_t *b);

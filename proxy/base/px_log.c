@@ -58,6 +58,43 @@ static size_t json_escape(char *buf, size_t cap, size_t pos, const char *s)
     return pos;
 }
 
+/* Text lines are one event each: control bytes in a message or context (a client can put a
+ * newline into its user name) are written as \xNN so nobody can forge a log line. */
+static void text_sanitize(char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = strlen(s), bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += ((unsigned char)s[i] < 0x20 || s[i] == 0x7f);
+    if (!bad)
+        return;
+    /* Rewrite in place from the end; the caller's buffers leave room (see px__log_write). */
+    char *r = s + n, *w = s + n + 3 * bad;
+    *w = '\0';
+    while (r > s) {
+        unsigned char c = (unsigned char)*--r;
+        if (c < 0x20 || c == 0x7f) {
+            *--w = hex[c & 15];
+            *--w = hex[c >> 4];
+            *--w = 'x';
+            *--w = '\\';
+        } else {
+            *--w = (char)c;
+        }
+    }
+}
+
+/* Copies src into dst (capacity cap) leaving room for text_sanitize to expand every byte. */
+static void copy_for_sanitize(char *dst, size_t cap, const char *src)
+{
+    size_t room = (cap - 1) / 4, n = strlen(src);
+    if (n > room)
+        n = room;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    text_sanitize(dst);
+}
+
 void px__log_write(px_log_level_t level, const char *ctx, const char *fmt, ...)
 {
     char msg[4096], line[8192];
@@ -80,8 +117,8 @@ void px__log_write(px_log_level_t level, const char *ctx, const char *fmt, ...)
 
     size_t pos;
     if (log_format == PX_LOG_JSON) {
-        pos = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,", ts,
-                               px_log_level_name(level), (int)getpid());
+        pos = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,",
+                               ts, px_log_level_name(level), (int)getpid());
         if (ctx) {
             pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\"ctx\":\"");
             pos = json_escape(line, sizeof(line), pos, ctx);
@@ -91,8 +128,12 @@ void px__log_write(px_log_level_t level, const char *ctx, const char *fmt, ...)
         pos = json_escape(line, sizeof(line), pos, msg);
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\"}\n");
     } else {
+        char smsg[sizeof(msg) * 4], sctx[1024];
+        copy_for_sanitize(smsg, sizeof(smsg), msg);
+        if (ctx)
+            copy_for_sanitize(sctx, sizeof(sctx), ctx);
         pos = (size_t)snprintf(line, sizeof(line), "%s [%d] %s %s%s%s\n", ts, (int)getpid(),
-                               px_log_level_name(level), ctx ? ctx : "", ctx ? ": " : "", msg);
+                               px_log_level_name(level), ctx ? sctx : "", ctx ? ": " : "", smsg);
     }
     if (pos >= sizeof(line)) {
         pos = sizeof(line) - 1;

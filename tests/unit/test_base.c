@@ -4,9 +4,11 @@
 #include "px_alloc.h"
 #include "px_buf.h"
 #include "px_err.h"
+#include "px_log.h"
 #include "px_util.h"
 #include "px_test.h"
 
+#include <stdlib.h>
 #include <uv.h>
 
 PX_TEST(dbuf_frames)
@@ -94,4 +96,39 @@ PX_TEST(ascii_ieq)
     ASSERT(!px_ascii_ieq("copy", 3, "copy"));
     ASSERT(px_ct_equal("abc", "abc", 3));
     ASSERT(!px_ct_equal("abc", "abd", 3));
+}
+
+PX_TEST(dbuf_secret_growth_keeps_contents)
+{
+    px_dbuf_t b;
+    px_dbuf_init_secret(&b, 0);
+    for (int i = 0; i < 1000; i++)
+        px_dbuf_printf(&b, "%03d", i % 1000);
+    ASSERT(!b.failed);
+    ASSERT(b.secret);
+    ASSERT_EQ(b.len, 3000);
+    ASSERT_MEM_EQ(b.data, "000001002", 9);
+    ASSERT_MEM_EQ(b.data + 2997, "999", 3);
+    px_dbuf_free_secret(&b);
+    ASSERT(b.data == NULL);
+}
+
+PX_TEST(log_text_escapes_control_bytes)
+{
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *f = open_memstream(&out, &outlen);
+    ASSERT(f != NULL);
+    px_log_setup(PX_LOG_INFO, PX_LOG_TEXT, f);
+    px_log_ctx(PX_LOG_INFO, "C-1 evil\nuser@db", "login user=%s", "a\n2026-01-01 error FAKE\x7f");
+    px_log(PX_LOG_DEBUG, "not shown");
+    fclose(f);
+    px_log_setup(PX_LOG_INFO, PX_LOG_TEXT, NULL);
+    /* One event, one line: the only newline is the terminator. */
+    ASSERT(out != NULL);
+    ASSERT_EQ(strchr(out, '\n') - out, (long long)outlen - 1);
+    ASSERT(strstr(out, "C-1 evil\\x0auser@db: login user=a\\x0a2026-01-01 error FAKE\\x7f") !=
+           NULL);
+    ASSERT(strstr(out, "not shown") == NULL);
+    free(out);
 }
