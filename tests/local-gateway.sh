@@ -23,10 +23,10 @@
 #   RSPROXY_GATEWAY_DIR           state directory (default /tmp/rsproxy-gateway as root,
 #                                 $XDG_RUNTIME_DIR/rsproxy-gateway otherwise)
 #   RSPROXY_GATEWAY_PORT          rsproxy's port for clients (5439)
-#   RSPROXY_GATEWAY_PG_PORT       PostgreSQL's port (54329)
-#   RSPROXY_GATEWAY_REDSHIFT_PORT the Redshift stand-in's port, the cluster endpoint (54390)
-#   RSPROXY_GATEWAY_AWS_PORT      the AWS stand-in's port (54391)
-#   RSPROXY_GATEWAY_S3_PORT       the S3 stand-in's port (54392)
+#   RSPROXY_GATEWAY_PG_PORT       PostgreSQL's port (15432)
+#   RSPROXY_GATEWAY_REDSHIFT_PORT the Redshift stand-in's port, the cluster endpoint (15439)
+#   RSPROXY_GATEWAY_AWS_PORT      the AWS stand-in's port (15440)
+#   RSPROXY_GATEWAY_S3_PORT       the S3 stand-in's port (15441)
 #   RSPROXY_GATEWAY_ADMIN_PORT    rsproxy's admin HTTP port (9187; 0 disables)
 #   RSPROXY_GATEWAY_KEEP=1        keep the state directory (logs, rsproxy.ini) on exit
 #   RSPROXY_SKIP_INSTALL=1        do not run tests/install-deps.sh
@@ -44,10 +44,10 @@ STANDINS=$top/tests/standins
 # Shared with docker/compose.yaml: the SQL behind "Redshift" and the S3 tool.
 GATEWAY_FILES=$top/docker/gateway
 PROXY_PORT=${RSPROXY_GATEWAY_PORT:-5439}
-PG_PORT=${RSPROXY_GATEWAY_PG_PORT:-54329}
-REDSHIFT_PORT=${RSPROXY_GATEWAY_REDSHIFT_PORT:-54390}
-AWS_PORT=${RSPROXY_GATEWAY_AWS_PORT:-54391}
-S3_PORT=${RSPROXY_GATEWAY_S3_PORT:-54392}
+PG_PORT=${RSPROXY_GATEWAY_PG_PORT:-15432}
+REDSHIFT_PORT=${RSPROXY_GATEWAY_REDSHIFT_PORT:-15439}
+AWS_PORT=${RSPROXY_GATEWAY_AWS_PORT:-15440}
+S3_PORT=${RSPROXY_GATEWAY_S3_PORT:-15441}
 ADMIN_PORT=${RSPROXY_GATEWAY_ADMIN_PORT:-9187}
 BUILD=${RSPROXY_BUILD_DIR:-$top/build}
 if [ "$(id -u)" -eq 0 ]; then
