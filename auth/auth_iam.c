@@ -125,6 +125,8 @@ struct auth_iam {
     int pending_closes;
     void (*done)(void *);
     void *done_arg;
+    auth_iam_fetch_cb observer; /* the proxy's log of fetches (may be NULL) */
+    void *observer_arg;
 };
 
 static void entry_fetch(iam_entry_t *e);
@@ -513,8 +515,41 @@ static void entry_end_fetch(iam_entry_t *e)
         entry_free(e);
 }
 
+static const char *target_name(const cfg_t *cfg)
+{
+    if (cfg->iam.workgroup_name && cfg->iam.workgroup_name[0])
+        return cfg->iam.workgroup_name;
+    if (cfg->iam.cluster_identifier && cfg->iam.cluster_identifier[0])
+        return cfg->iam.cluster_identifier;
+    return nz(cfg->iam.custom_domain_name);
+}
+
+/* Tells the observer how a fetch ended: `creds` on success, else `err` from stage `api`. */
+static void entry_observe(const iam_entry_t *e, bool refresh, const auth_rs_creds_t *creds,
+                          const auth_aws_error_t *err, const char *api)
+{
+    const auth_iam_t *iam = e->iam;
+    if (!iam->observer)
+        return;
+    auth_iam_fetch_info_t info = {
+        .ok = creds != NULL,
+        .refresh = refresh,
+        .target = target_name(iam->cfg),
+        .api = api,
+        .db_user = creds ? creds->db_user : e->db_user,
+        .dbname = e->dbname,
+        .expiration_ms = creds ? creds->expiration_ms : 0,
+        .provider = iam->last_provider,
+        .profile = iam->last_profile,
+        .aws_code = err && err->aws_code[0] ? err->aws_code : NULL,
+        .message = err ? err->message : NULL,
+    };
+    iam->observer(&info, iam->observer_arg);
+}
+
 static void entry_fail(iam_entry_t *e, const auth_aws_error_t *err, const char *api)
 {
+    entry_observe(e, e->have, NULL, err, api);
     e->failures++;
     int64_t backoff = 1000;
     for (int i = 1; i < e->failures && backoff < 60000; i++)
@@ -590,6 +625,7 @@ static void api_cb(const auth_rs_creds_t *creds, const auth_aws_error_t *err, vo
                        "AWS returned credentials that are already expired (is the clock right?)");
         return;
     }
+    entry_observe(e, e->have, &copy, NULL, api);
     auth_rs_creds_clear(&e->creds);
     e->creds = copy;
     e->have = true;
@@ -826,7 +862,11 @@ int auth_iam_new(uv_loop_t *loop, cfg_t *cfg, auth_iam_t **out)
         px_free(iam);
         return rc;
     }
-    auth_chain_opts_t co = {.region_override = cfg->iam.region};
+    /* Refresh the proxy's AWS keys 20 minutes ahead (botocore's advisory refresh is 15): keys
+     * forwarded to Redshift in a COPY must outlive the statement, so px_proxy.c asks for new
+     * ones 15 minutes before expiry and should then get keys the chain has already renewed. */
+    auth_chain_opts_t co = {.region_override = cfg->iam.region,
+                            .refresh_ahead_ms = AUTH_IAM_AWS_KEYS_REFRESH_AHEAD_MS};
     rc = auth_chain_new(loop, iam->http, &co, &iam->chain);
     if (rc) {
         auth_http_close(iam->http, NULL, NULL);
@@ -841,6 +881,12 @@ int auth_iam_new(uv_loop_t *loop, cfg_t *cfg, auth_iam_t **out)
     iam->cfg = cfg_ref(cfg);
     *out = iam;
     return 0;
+}
+
+void auth_iam_set_fetch_observer(auth_iam_t *iam, auth_iam_fetch_cb cb, void *arg)
+{
+    iam->observer = cb;
+    iam->observer_arg = arg;
 }
 
 void auth_iam_set_config(auth_iam_t *iam, cfg_t *cfg)

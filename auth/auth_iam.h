@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "px_util.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -87,11 +88,40 @@ int auth_iam_check(auth_iam_t *iam, const char *client_user, const char *dbname,
  * base URL (an AWS_ENDPOINT_URL_S3 style override, or the regional default). Same rules as
  * auth_iam_get_db_creds: exactly once, never synchronously, not after auth_iam_cancel.
  */
+/* The chain renews temporary keys in the background this long before they expire, when asked
+ * for them within that window (the answer that triggers it still carries the old keys). */
+#define AUTH_IAM_AWS_KEYS_REFRESH_AHEAD_MS (20 * 60 * 1000)
 typedef void (*auth_iam_keys_cb)(const auth_aws_keys_t *keys, int64_t expiration_ms,
                                  const char *region, const char *s3_endpoint,
                                  const auth_iam_error_t *err, void *arg);
 int auth_iam_get_aws_keys(auth_iam_t *iam, auth_iam_keys_cb cb, void *arg,
                           auth_iam_req_t **req) PX_MUSTCHECK;
+
+/*
+ * What the cache did to get database credentials, for the proxy's log: one call per fetch that
+ * ended (a first fetch, a refresh, a refetch after a failure), never per cache hit and never per
+ * waiting client. Every string is valid only during the call and none holds a secret.
+ */
+typedef struct auth_iam_fetch_info {
+    bool ok;
+    bool refresh;          /* the entry already held credentials (a refresh, not a first fetch) */
+    const char *target;    /* [iam] cluster_identifier, workgroup_name or custom_domain_name */
+    const char *api;       /* "redshift:GetClusterCredentials", ...; failed: the failing stage */
+    const char *db_user;   /* ok: as AWS returned it ("IAM:alice"); failed: as asked ("" when
+                            * the IAM identity decides it) */
+    const char *dbname;    /* the database the credentials were asked for */
+    int64_t expiration_ms; /* ok: Unix ms; failed: 0 */
+    const char *provider;  /* where rsproxy's own AWS credentials came from; NULL if unknown */
+    const char *profile;   /* the AWS profile in effect; NULL if none */
+    const char *aws_code;  /* failed: AWS's error code, NULL when not from AWS */
+    const char *message;   /* failed: why (sanitised); ok: NULL */
+} auth_iam_fetch_info_t;
+
+typedef void (*auth_iam_fetch_cb)(const auth_iam_fetch_info_t *info, void *arg);
+
+/* Installs the fetch observer (NULL removes it). It is called from the loop, inside the cache's
+ * own callbacks, before the waiting requests are answered: it must not call into auth_iam. */
+void auth_iam_set_fetch_observer(auth_iam_t *iam, auth_iam_fetch_cb cb, void *arg);
 
 /* The HTTP client this object owns (auth_http.h), for s3/ to share. Valid until close. */
 struct auth_http *auth_iam_http(auth_iam_t *iam);

@@ -692,3 +692,75 @@ PX_TEST(no_credentials)
     ASSERT_EQ(e.fake.total, 0);
     env_finish(&e);
 }
+
+/* The fetch observer: one event per fetch that ended (first, refresh, failure), none per cache
+ * hit, and no secret in any field. */
+typedef struct seen {
+    int n, ok, refreshed, failed;
+    char last_user[64], last_api[64], last_code[64], last_target[64], last_provider[128];
+    int64_t last_exp;
+} seen_t;
+
+static void seen_cb(const auth_iam_fetch_info_t *f, void *arg)
+{
+    seen_t *s = arg;
+    s->n++;
+    s->ok += f->ok;
+    s->refreshed += f->ok && f->refresh;
+    s->failed += !f->ok;
+    snprintf(s->last_user, sizeof(s->last_user), "%s", f->db_user);
+    snprintf(s->last_api, sizeof(s->last_api), "%s", f->api);
+    snprintf(s->last_code, sizeof(s->last_code), "%s", f->aws_code ? f->aws_code : "");
+    snprintf(s->last_target, sizeof(s->last_target), "%s", f->target);
+    snprintf(s->last_provider, sizeof(s->last_provider), "%s", f->provider ? f->provider : "");
+    s->last_exp = f->expiration_ms;
+    /* Nothing the observer sees may be a secret. */
+    const char *fields[] = {f->target,   f->api,     f->db_user,  f->dbname,
+                            f->provider, f->profile, f->aws_code, f->message};
+    for (size_t i = 0; i < PX_ARRAY_SIZE(fields); i++)
+        if (fields[i] && (strstr(fields[i], "pw/") || strstr(fields[i], "proxysecret") ||
+                          strstr(fields[i], "proxytoken")))
+            PX_FAIL("a secret reached the fetch observer: %s", fields[i]);
+}
+
+PX_TEST(fetch_observer)
+{
+    env_t e;
+    env_start(&e, PROVISIONED "refresh_margin_seconds = 60\n");
+    seen_t s;
+    memset(&s, 0, sizeof(s));
+    auth_iam_set_fetch_observer(e.iam, seen_cb, &s);
+    e.fake.expire_in_s = 45; /* inside the margin: the next login refreshes */
+    got_t g;
+    get(&e, "alice", "dev", &g);
+    ASSERT_EQ(s.n, 1);
+    ASSERT_EQ(s.ok, 1);
+    ASSERT_EQ(s.refreshed, 0);
+    ASSERT_STR_EQ(s.last_user, "IAM:alice");
+    ASSERT_STR_EQ(s.last_api, "redshift:GetClusterCredentials");
+    ASSERT_STR_EQ(s.last_target, "examplecluster");
+    ASSERT(s.last_provider[0]);
+    ASSERT_EQ(s.last_exp, g.exp);
+    e.fake.expire_in_s = 900;
+    get(&e, "alice", "dev", &g);
+    ASSERT_EQ(s.n, 2);
+    ASSERT_EQ(s.refreshed, 1);
+    get(&e, "alice", "dev", &g); /* a cache hit: no event */
+    ASSERT_EQ(s.n, 2);
+    /* A failure: one event with AWS's code, none for the requests answered during backoff. */
+    e.fake.fail_status = 403;
+    snprintf(e.fake.fail_code, sizeof(e.fake.fail_code), "AccessDenied");
+    e.fake.fail_count = -1;
+    get(&e, "bob", "dev", &g);
+    ASSERT(!g.ok);
+    ASSERT_EQ(s.n, 3);
+    ASSERT_EQ(s.failed, 1);
+    ASSERT_STR_EQ(s.last_code, "AccessDenied");
+    ASSERT_STR_EQ(s.last_user, "bob");
+    get(&e, "bob", "dev", &g);
+    ASSERT_EQ(s.n, 3);
+    auth_iam_set_fetch_observer(e.iam, NULL, NULL);
+    get(&e, "carol", "dev", &g);
+    ASSERT_EQ(s.n, 3);
+    env_finish(&e);
+}
