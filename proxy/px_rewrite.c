@@ -3,8 +3,9 @@
  * lexer of px_rewrite_lex.c, recognises COPY <table> [(cols)] FROM <location> and
  * UNLOAD (<query>) TO <location>, applies the policy keys to every authorization clause a client
  * wrote, and inserts the configured authorization right after the location of statements that
- * have none. It edits only a location literal's first bytes (scheme, tempdir prefix) and inserts
- * after it; every other byte of the text is copied unchanged.
+ * have none (and REGION '<tempdir_region>' after a location it resolved under tempdir). It edits
+ * only a location literal's first bytes (scheme, tempdir prefix) and inserts after it; every
+ * other byte of the text is copied unchanged.
  *
  * Pure: no I/O, no logging, no allocation except through `out`, which is written only once the
  * first edit is known (so UNCHANGED costs no copy), and rolled back on refusal.
@@ -510,6 +511,7 @@ static void rewrite_statement(ctx_t *c, px_lex_t *lx, stmt_kind_t k)
     auth_scan_t auth = {0};
     px_tok_t t, loc = {0};
     bool ssh = false;
+    bool has_region = false; /* a REGION word after the location: the client chose one */
 
     while (px_lex_next(lx, &t) != PX_TOK_EOF && t.kind != PX_TOK_SEMI) {
         if (ph != PH_DONE && ph != PH_FAILED) {
@@ -520,6 +522,8 @@ static void rewrite_statement(ctx_t *c, px_lex_t *lx, stmt_kind_t k)
             }
         } else if (ph == PH_DONE && px_tok_is(s, &t, "ssh")) {
             ssh = true;
+        } else if (ph == PH_DONE && px_tok_is(s, &t, "region")) {
+            has_region = true;
         }
         auth_feed(c, k, &auth, &t);
         if (c->refused)
@@ -553,28 +557,41 @@ static void rewrite_statement(ctx_t *c, px_lex_t *lx, stmt_kind_t k)
     bool inject = !auth.has_auth && have_injection(c);
     if (!auth.has_auth && !inject)
         return; /* nothing to add: Redshift refuses the statement itself */
+    /* A location resolved under tempdir lives in the tempdir bucket, whose region the operator
+     * configured; the client's own REGION (it may know better) is never doubled. */
+    const char *region = c->o->tempdir_region;
+    bool add_region = cls == LOC_RELATIVE && region && *region && !has_region && tempdir_prefix(c);
     /*
-     * The clause goes between the location and whatever follows it, and must stay a clause of
-     * its own: "default" before a word byte would fuse into one word ('...'CSV is legal SQL, so
-     * a space is added), and a closing quote before a quote or a newline-and-quote would turn
-     * the injected literal and the client's next one into a single constant. The second can
-     * only follow a dollar-quoted location and is a syntax error for Redshift anyway: no
-     * injection then, Redshift reports the statement.
+     * The inserted clauses go between the location and whatever follows it, and must stay
+     * clauses of their own: "default" before a word byte would fuse into one word ('...'CSV is
+     * legal SQL, so a space is added), and a closing quote before a quote or a
+     * newline-and-quote would turn the inserted literal and the client's next one into a single
+     * constant. The second can only follow a dollar-quoted location and is a syntax error for
+     * Redshift anyway: nothing is inserted then, Redshift reports the statement.
      */
     bool space_after = false;
-    if (inject) {
-        if (injection_ends_in_word(c))
+    if (inject || add_region) {
+        bool ends_in_word = !add_region && injection_ends_in_word(c);
+        if (ends_in_word) {
             space_after = loc.end < c->n && px_lex_word_char((unsigned char)s[loc.end]);
-        else if (px_lex_quote_fuses(s, c->n, loc.end))
-            inject = false;
-        if (!inject)
-            return; /* unauthorized and left so: no location edit either */
+        } else if (px_lex_quote_fuses(s, c->n, loc.end)) {
+            if (inject)
+                return; /* unauthorized and left so: no location edit either */
+            add_region = false;
+        }
     }
 
     size_t ed_a = 0, ed_b = 0, repl_len = 0;
     const char *repl = NULL;
     if (!plan_location(c, k, &loc, v, vn, cls, &ed_a, &ed_b, &repl, &repl_len))
         return;
+    if (add_region && repl != c->prefix) {
+        /* Only a location that really moved under tempdir (always the case when plan_location
+         * accepted a relative one; kept so the spacing rule below stays right regardless). */
+        add_region = false;
+        if (inject && injection_ends_in_word(c))
+            space_after = loc.end < c->n && px_lex_word_char((unsigned char)s[loc.end]);
+    }
     if (!repl && !inject)
         return;
     emitter_t *e = &c->em;
@@ -586,13 +603,20 @@ static void rewrite_statement(ctx_t *c, px_lex_t *lx, stmt_kind_t k)
             em_put_escaped(e, repl, repl_len);
         e->copied = ed_b;
     }
-    if (inject) {
+    if (inject || add_region) {
         em_copy_to(e, loc.end);
-        emit_injection(c);
+        if (inject) {
+            emit_injection(c);
+            c->keys_written = c->o->forward_keys && c->o->forward_keys->access_key_id &&
+                              *c->o->forward_keys->access_key_id;
+        }
+        if (add_region) {
+            em_put_cstr(e, " REGION '");
+            em_put_escaped(e, region, strlen(region));
+            em_put_cstr(e, "'");
+        }
         if (space_after)
             em_put(e, " ", 1);
-        c->keys_written = c->o->forward_keys && c->o->forward_keys->access_key_id &&
-                          *c->o->forward_keys->access_key_id;
     }
     e->edits++;
     c->res->statements_rewritten++;

@@ -21,6 +21,9 @@
  *   Only the tempdir's own embedded keys are stripped (they are the proxy's, reference §8.2).
  * - Non-S3 sources (emr://, dynamodb://, COPY ... SSH) get no injection and no location change,
  *   but the policy checks apply to every COPY and UNLOAD, recognised or not.
+ * - A location resolved under tempdir gets REGION '<tempdir_region>' right after the
+ *   location and the injected authorization, unless the statement already has a REGION word
+ *   after its location (the client's own wins; two would be a syntax error).
  * - IAM_ROLE default passes allowed_iam_roles only when the list contains "default" (or the
  *   configured aws_iam_role is default); a client writing exactly the configured aws_iam_role
  *   always passes. Role ARNs compare exactly (case-sensitive).
@@ -44,6 +47,10 @@ typedef struct px_rewrite_opts {
     const char
         *iam_role; /* [s3] aws_iam_role: validated ARN, chain, or "default"; "" or NULL: none */
     const char *tempdir; /* [s3] tempdir (s3/s3a/s3n URL; embedded keys are dropped); "" none */
+    /* [s3] tempdir_region (validated: letters, digits, '-'); "" or NULL: none. Added as
+     * REGION '<r>' to a statement whose location was resolved under tempdir and that has no
+     * REGION of its own; absolute locations are the client's and keep their region. */
+    const char *tempdir_region;
     const cfg_strlist_t *allowed_iam_roles; /* NULL or empty: any client-written role passes */
     bool allow_client_credentials;          /* false: refuse statements carrying their own keys */
     const auth_aws_keys_t *forward_keys;    /* non-NULL: inject these keys instead of the role */

@@ -1,10 +1,12 @@
 /*
  * libFuzzer target for the COPY/UNLOAD rewriter (proxy/px_rewrite.c, px_rewrite_lex.c). The first
- * input byte picks the options (injection mode, tempdir, policy keys, output limit, an
- * allocation failure); the rest is the SQL text. Besides not crashing, it checks invariants:
+ * input byte picks the options (injection mode, tempdir, policy keys, output limit, a
+ * tempdir_region or an allocation failure); the rest is the SQL text. Besides not crashing, it
+ * checks invariants:
  *   - UNCHANGED and REFUSED leave the output buffer as it was; messages hold no secret;
  *   - CHANGED output is the input plus insertions of exactly the configured clause and the
- *     tempdir prefix, and s3a:// / s3n:// turned into s3://;
+ *     tempdir prefix, and s3a:// / s3n:// turned into s3://; a REGION clause only with a
+ *     tempdir_region, never more of them than locations resolved under tempdir;
  *   - the CHANGED output fed back in is UNCHANGED (it is authorized and normalised);
  *   - px_rewrite_maybe() agrees with a naive scan and is true whenever the rewriter acts;
  *     px_rewrite_lead() on a prefix never contradicts it on the whole text; the streaming
@@ -31,6 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define AKID    "ASIAFUZZEXAMPLE"
 #define SECRET  "FuzzSecretKeyValue0123456789/+abcdEXAMPLE"
 #define TOKEN   "FuzzSessionToken+/=EXAMPLE"
+#define REGION  " REGION 'eu-fuzz-1'"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -65,25 +68,37 @@ static bool starts_with_ci(const char *s, size_t n, const char *lit)
 
 /*
  * Walks input and output together. Where they differ, the output must hold one of the edits the
- * rewriter makes: the injected clause, the tempdir prefix (replacing leading '/' of a relative
- * location), or "s3://" in place of "s3a://" / "s3n://". An edit is taken only where the input
- * does not already hold the same text, so ordinary equal bytes never get mistaken for one.
+ * rewriter makes: the injected clause, the REGION clause (`region`, NULL when none is
+ * configured), the tempdir prefix (replacing leading '/' of a relative location), or "s3://" in
+ * place of "s3a://" / "s3n://". An edit is taken only where the input does not already hold the
+ * same text, so ordinary equal bytes never get mistaken for one. Counts the prefix and REGION
+ * insertions.
  */
-static bool only_insertions(const char *in, size_t n, const char *out, size_t m, const char *clause)
+static bool only_insertions(const char *in, size_t n, const char *out, size_t m, const char *clause,
+                            const char *region, int *prefixes, int *regions)
 {
     size_t i = 0, j = 0;
+    *prefixes = *regions = 0;
     while (i < n || j < m) {
         if (j < m && starts_with(out + j, m - j, clause) && !starts_with(in + i, n - i, clause)) {
             j += strlen(clause);
             /* A space that keeps IAM_ROLE default apart from a following word. */
-            if (j < m && out[j] == ' ' && i < n && px_lex_word_char((unsigned char)in[i]))
+            if (j < m && out[j] == ' ' && i < n && px_lex_word_char((unsigned char)in[i]) &&
+                !(region && starts_with(out + j, m - j, region)))
                 j++;
+            continue;
+        }
+        if (region && j < m && starts_with(out + j, m - j, region) &&
+            !starts_with(in + i, n - i, region)) {
+            j += strlen(region);
+            (*regions)++;
             continue;
         }
         if (j < m && starts_with(out + j, m - j, PREFIX) && !starts_with(in + i, n - i, PREFIX)) {
             j += strlen(PREFIX);
             while (i < n && in[i] == '/')
                 i++;
+            (*prefixes)++;
             continue;
         }
         if ((starts_with_ci(in + i, n - i, "s3a://") || starts_with_ci(in + i, n - i, "s3n://")) &&
@@ -172,6 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.allow_client_credentials = !(sel & 16);
     size_t limit = (sel & 32) ? n + 40 : 0;
     bool fail_alloc = (sel & 0xc0) == 0xc0;
+    o.tempdir_region = (sel & 0xc0) == 0x40 ? "eu-fuzz-1" : NULL;
 
     /* Hot-path helpers. */
     bool maybe = px_rewrite_maybe(sql, n);
@@ -224,7 +240,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *o1 = (const char *)out.data;
         CHECK(res.statements_rewritten >= 1);
         CHECK(limit == 0 || out.len <= limit);
-        CHECK(only_insertions(sql, n, o1, out.len, clause));
+        int prefixes, regions;
+        CHECK(only_insertions(sql, n, o1, out.len, clause, o.tempdir_region ? REGION : NULL,
+                              &prefixes, &regions));
+        /* REGION only follows a location that was resolved under tempdir. */
+        CHECK(regions <= prefixes);
+        CHECK(regions == 0 || (o.tempdir_region && o.tempdir[0]));
         /* Authorized and normalised now: nothing more to do (client keys are ours). */
         px_rewrite_opts_t o2 = o;
         o2.allow_client_credentials = true;

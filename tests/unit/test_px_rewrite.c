@@ -42,7 +42,7 @@ typedef struct tcase {
     char refusal_text[512];
     int count; /* -1: not checked */
     /* options */
-    char role[512], tempdir[512], allowed[1024], fwd[3][512];
+    char role[512], tempdir[512], region[64], allowed[1024], fwd[3][512];
     bool clientcreds, forward;
     size_t limit;
 } tcase_t;
@@ -117,6 +117,8 @@ static void set_opt(tcase_t *c, const char *kv)
         copy_str(c->role, sizeof(c->role), val);
     else if (kl == 7 && !strncmp(kv, "tempdir", 7))
         copy_str(c->tempdir, sizeof(c->tempdir), val);
+    else if (kl == 6 && !strncmp(kv, "region", 6))
+        copy_str(c->region, sizeof(c->region), val);
     else if (kl == 7 && !strncmp(kv, "allowed", 7))
         copy_str(c->allowed, sizeof(c->allowed), val);
     else if (kl == 11 && !strncmp(kv, "clientcreds", 11))
@@ -187,6 +189,7 @@ static void run_case(tcase_t *c)
     px_rewrite_opts_t o = {
         .iam_role = c->role,
         .tempdir = c->tempdir,
+        .tempdir_region = c->region,
         .allowed_iam_roles = &allowed,
         .allow_client_credentials = c->clientcreds,
         .forward_keys = c->forward ? &keys : NULL,

@@ -67,6 +67,8 @@ def selector(opts):
             sel |= 16
         elif k == "limit":
             sel |= 32
+        elif k == "region" and v:
+            sel |= 0x40  # a tempdir_region (0x40 without 0x80: see fuzz_rewrite.c)
     return sel
 
 
