@@ -7,7 +7,8 @@
  * Memory: a connection holds a read buffer only while it has unconsumed bytes; buffers are
  * reference-counted so a queued write can point into the buffer of the other side (forwarding
  * without copying) even if that side closes meanwhile. Nothing grows without bound: the read
- * buffer has a fixed size, and TLS ciphertext is taken out only while no write is queued.
+ * buffer has a fixed size, and TLS ciphertext is handed to the kernel only while no write is
+ * queued, so it collects only while the relay has stopped reading the source.
  */
 #include "px_sock.h"
 
@@ -253,17 +254,19 @@ static void on_write(uv_write_t *req, int status);
 
 static int tls_flush(px_sock_t *s)
 {
-    /* One write in flight at a time for TLS: while it is queued, new ciphertext waits in the
-     * output BIO, which the relay keeps small by not reading the source meanwhile. */
-    while (s->nwrites == 0 && px_tls_pending_out(s->tls) > 0) {
-        size_t n = px_tls_take_out(s->tls, s->io->cout, sizeof(s->io->cout));
-        if (n == 0)
-            break;
-        int rc = plain_write(s, s->io->cout, n, NULL);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    /* One write in flight at a time for TLS: while it is queued, new ciphertext collects in the
+     * session's output buffer (the relay keeps it small by not reading the source meanwhile) and
+     * goes out as one write when the queued one completes. The kernel gets the bytes straight
+     * from that buffer; only what it does not take now is copied into the queued write. */
+    if (s->nwrites > 0)
+        return 0;
+    const uint8_t *p;
+    size_t n = px_tls_out_peek(s->tls, &p);
+    if (n == 0)
+        return 0;
+    int rc = plain_write(s, p, n, NULL);
+    px_tls_out_consume(s->tls, n);
+    return rc;
 }
 
 /* Writes to the kernel now if nothing is queued; queues the rest. `ref` set: p points into that
@@ -485,8 +488,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return;
     }
 
-    if (px_tls_feed(s->tls, s->io->cin, (size_t)nread) != 0) {
-        emit(s, PX_EV_ERROR, UV_ENOMEM);
+    int frc = px_tls_feed(s->tls, s->io->cin, (size_t)nread);
+    if (frc != 0) {
+        emit(s, PX_EV_ERROR, frc);
         return;
     }
     if (!px_tls_handshake_done(s->tls)) {

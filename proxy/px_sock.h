@@ -30,8 +30,9 @@ typedef struct px_iobuf {
 
 typedef struct px_wreq px_wreq_t;
 
-/* Per-loop I/O resources shared by every socket: buffer and write-request freelists, and two
- * scratch areas for ciphertext that is consumed before the callback returns. */
+/* Per-loop I/O resources shared by every socket: buffer and write-request freelists, and a
+ * scratch area for ciphertext that is fed to the TLS session before the read callback returns
+ * (so no idle connection owns a ciphertext buffer). */
 #define PX_IO_SCRATCH (64 * 1024)
 typedef struct px_io {
     uv_loop_t *loop;
@@ -41,9 +42,8 @@ typedef struct px_io {
     unsigned max_free_bufs; /* cap on the cache */
     px_wreq_t *free_wreqs;
     unsigned nfree_wreqs;
-    uint64_t bufs_live;          /* buffers allocated and not freed (cached ones included) */
-    uint8_t cin[PX_IO_SCRATCH];  /* ciphertext just read, before px_tls_feed */
-    uint8_t cout[PX_IO_SCRATCH]; /* ciphertext taken out, before the kernel gets it */
+    uint64_t bufs_live;         /* buffers allocated and not freed (cached ones included) */
+    uint8_t cin[PX_IO_SCRATCH]; /* ciphertext just read, before px_tls_feed */
 } px_io_t;
 
 /* The smallest read buffer: a 10,000-byte startup packet plus headroom. */

@@ -1,8 +1,9 @@
 /*
- * TLS over two OpenSSL memory BIOs (STYLE.md §5, §7.11): the connection pushes ciphertext it read
- * in with px_tls_feed, pulls plaintext out with px_tls_read, pushes plaintext in with
- * px_tls_write and takes the ciphertext to send with px_tls_take_out. No sockets here, so the
- * whole engine runs in unit tests with a client and a server wired back to back.
+ * TLS over in-memory ciphertext buffers (STYLE.md §5, §7.11): the connection pushes ciphertext it
+ * read in with px_tls_feed, pulls plaintext out with px_tls_read, pushes plaintext in with
+ * px_tls_write and takes the ciphertext to send with px_tls_out_peek/px_tls_out_consume (in
+ * place) or px_tls_take_out (copied). No sockets here, so the whole engine runs in unit tests
+ * with a client and a server wired back to back.
  *
  * Contexts (px_tls_ctx_t) hold the SSL_CTX with the trust store and the verification mode; they
  * are built at startup or on reload (off the loop thread: loading CA files reads the disk), never
@@ -16,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum px_tls_result {
     PX_TLS_OK = 0, /* done (handshake finished, bytes read or written) */
@@ -55,7 +57,9 @@ void px_tls_free(px_tls_t *t);
 px_tls_result_t px_tls_handshake(px_tls_t *t);
 bool px_tls_handshake_done(const px_tls_t *t);
 
-/* Pushes ciphertext received from the peer. Returns 0 or UV_ENOMEM. */
+/* Pushes ciphertext received from the peer (copied). Returns 0, UV_ENOMEM, or UV_ENOBUFS when
+ * more than 16 MiB would be waiting (the caller feeds a read at a time, so only a bug gets
+ * there). */
 int px_tls_feed(px_tls_t *t, const void *cipher, size_t n) PX_MUSTCHECK;
 /* Ciphertext fed but not yet consumed by OpenSSL. */
 size_t px_tls_pending_in(const px_tls_t *t);
@@ -71,8 +75,13 @@ px_tls_result_t px_tls_close_notify(px_tls_t *t);
 size_t px_tls_pending_out(const px_tls_t *t);
 /* Moves up to cap bytes of ciphertext to buf; returns how many. */
 size_t px_tls_take_out(px_tls_t *t, void *buf, size_t cap);
+/* The ciphertext waiting to be sent, in place: returns its length and points *p at it (valid
+ * until the next px_tls_* call on t). px_tls_out_consume then drops the first n bytes. */
+size_t px_tls_out_peek(const px_tls_t *t, const uint8_t **p);
+void px_tls_out_consume(px_tls_t *t, size_t n);
 
-/* Releases the BIOs' grown memory when both are empty (idle connections keep little). */
+/* Releases OpenSSL's record buffers and our empty ciphertext buffers (idle sessions keep
+ * little). */
 void px_tls_trim(px_tls_t *t);
 
 /* After ERR: PX_E_TLS_VERIFY (certificate or host name) or PX_E_TLS, and a sentence for the

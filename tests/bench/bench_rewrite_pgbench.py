@@ -188,7 +188,7 @@ def main():
                 got = {}
                 for name in order:
                     dsn = proxies[name].dsn(dbname="bench", application_name="pgbench")
-                    got[name] = run_pgbench(dsn, clients, threads, mode, seconds)
+                    got[name] = run_pgbench(dsn, clients, threads, mode, seconds)[0]
                     results[(label, mode, name)].append(got[name])
                     log(f"   rep {rep + 1} {label:9} {mode:8} {name:8} {got[name]:10.0f} tps")
                 pairs[(label, mode)].append(got["rewrite"] / got["plain"])
