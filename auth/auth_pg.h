@@ -34,11 +34,12 @@ enum {
 /*
  * Iteration counts a SCRAM server may ask of our client, and that verifiers may carry.
  * Minimum 1: PostgreSQL's scram_iterations accepts 1 and libpq accepts any count >= 1.
- * Maximum 10,000,000: PBKDF2 runs synchronously (about 0.19 s per million iterations on the
- * test machines), so the count is CPU time a server can make the proxy spend per login. Ten
- * million (about 2 s) is 2,400 times PostgreSQL's default of 4096 and 16 times OWASP's 2023
- * advice for PBKDF2-SHA-256, so no sane server setting is refused, while a hostile or broken
- * server cannot stall the event loop for minutes with i=2147483647.
+ * Maximum 10,000,000: the count is CPU time a server can make the proxy spend per login (about
+ * 0.19 s per million iterations on the test machines), on one of libuv's few thread-pool
+ * threads when the proxy computes it there. Ten million (about 2 s) is 2,400 times
+ * PostgreSQL's default of 4096 and 16 times OWASP's 2023 advice for PBKDF2-SHA-256, so no sane
+ * server setting is refused, while a hostile or broken server cannot tie up a thread (or a
+ * caller's loop) for minutes with i=2147483647.
  */
 #define AUTH_SCRAM_MIN_ITERATIONS 1
 #define AUTH_SCRAM_MAX_ITERATIONS 10000000
@@ -92,9 +93,33 @@ int auth_scram_client_set_user(auth_scram_client_t *s, const char *user) PX_MUST
 int auth_scram_client_initial(auth_scram_client_t *s, px_dbuf_t *out) PX_MUSTCHECK;
 /* Takes server-first (payload of code 11) and appends client-final (body of 'p'). AUTH_E_PROTO
  * for a malformed message, a nonce that does not extend ours, or an iteration count outside
- * AUTH_SCRAM_MIN/MAX_ITERATIONS; AUTH_E_MECH for a mandatory extension ("m="). Runs PBKDF2. */
+ * AUTH_SCRAM_MIN/MAX_ITERATIONS; AUTH_E_MECH for a mandatory extension ("m="). Runs PBKDF2
+ * on the calling thread: the three steps below in a row. */
 int auth_scram_client_continue(auth_scram_client_t *s, const uint8_t *server_first, size_t n,
                                px_dbuf_t *out) PX_MUSTCHECK;
+/*
+ * auth_scram_client_continue in three steps, so that the PBKDF2 (as many iterations as the
+ * server asks, up to AUTH_SCRAM_MAX_ITERATIONS: seconds of CPU) can run on a worker thread:
+ *
+ * - prepare, on the owner's thread: checks server-first exactly as continue does and returns
+ *   the same errors; derives no key, so malformed input fails fast. Builds AuthMessage.
+ * - compute, on any one thread: PBKDF2, the proof and the server signature we will expect,
+ *   kept in the object; wipes the password. 0, or UV_ENOMEM when OpenSSL cannot compute. It
+ *   reads and writes only the object and allocates nothing itself (OpenSSL allocates inside,
+ *   through the process's hooks, which px_malloc keeps thread-safe), so it may run on another
+ *   thread provided nothing else touches the object from prepare's return until compute has
+ *   returned (not even auth_scram_client_free) and the hand-over between the threads orders
+ *   memory (a mutex, or uv_queue_work's own).
+ * - final, on the owner's thread: appends client-final (body of 'p') and frees the password.
+ *
+ * Each returns PX_E_STATE out of order; any failure leaves the object refusing later calls.
+ */
+int auth_scram_client_prepare(auth_scram_client_t *s, const uint8_t *server_first,
+                              size_t n) PX_MUSTCHECK;
+int auth_scram_client_compute(auth_scram_client_t *s) PX_MUSTCHECK;
+int auth_scram_client_final(auth_scram_client_t *s, px_dbuf_t *out) PX_MUSTCHECK;
+/* The iteration count server-first asked for, once prepare accepted it (0 before; for logs). */
+int auth_scram_client_iterations(const auth_scram_client_t *s);
 /* Verifies server-final (payload of code 12); AUTH_E_VERIFY when the server signature is wrong,
  * AUTH_E_FAILED when the server reports an error ("e="), AUTH_E_PROTO when malformed. */
 int auth_scram_client_finish(auth_scram_client_t *s, const uint8_t *server_final,

@@ -7,6 +7,8 @@
  * Every message from the peer is parsed strictly (attribute order, characters, base64, lengths,
  * nothing trailing) before any key is computed, and proofs and signatures are compared in
  * constant time. Keys, salted passwords and passwords are wiped before their memory is freed.
+ * The client answers server-first in three steps (prepare, compute, final) so that the PBKDF2,
+ * whose cost the server chooses, can run on a worker thread while the caller's loop goes on.
  * Not here: PostgreSQL message framing, SASLprep itself (auth_pg_saslprep.c), MD5 and digest.
  */
 #include "auth_pg.h"
@@ -238,6 +240,8 @@ int auth_sasl_choose(const uint8_t *req, size_t reqlen)
 enum scram_client_state {
     SCRAM_CLIENT_NEW,        /* initial not sent yet */
     SCRAM_CLIENT_FIRST_SENT, /* waiting for server-first */
+    SCRAM_CLIENT_PREPARED,   /* server-first checked, AuthMessage built: compute next */
+    SCRAM_CLIENT_COMPUTED,   /* proof and server signature known: final next */
     SCRAM_CLIENT_FINAL_SENT, /* waiting for server-final */
     SCRAM_CLIENT_VERIFIED,   /* server signature checked */
     SCRAM_CLIENT_FAILED,     /* any error: every later call is refused */
@@ -245,10 +249,19 @@ enum scram_client_state {
 
 struct auth_scram_client {
     enum scram_client_state state;
-    char *password; /* prepared; wiped and freed once the keys are derived */
+    char *password; /* prepared; wiped by compute, freed by final (or free) */
     char nonce[SCRAM_MAX_NONCE + 1];
     char *user;           /* escaped SCRAM user name, NULL for "" */
     px_dbuf_t first_bare; /* "n=<user>,r=<nonce>", part of AuthMessage */
+    /* From prepare to final. prepare writes them on the caller's thread; compute reads the
+     * inputs and writes the outputs, possibly on another thread; final reads the outputs back
+     * on the caller's. Fixed arrays rather than allocations, so compute allocates nothing. */
+    px_dbuf_t auth_msg; /* AuthMessage; client-final-without-proof starts at wp_start */
+    size_t wp_start;
+    int iterations;
+    size_t saltlen;
+    uint8_t salt[SCRAM_MAX_SALT];
+    uint8_t proof[SCRAM_KEY_LEN]; /* secret until sent: wiped by final */
     uint8_t server_signature[SCRAM_KEY_LEN];
 };
 
@@ -266,6 +279,7 @@ int auth_scram_client_new(const char *password, const char *nonce, auth_scram_cl
     if (!s)
         return UV_ENOMEM;
     px_dbuf_init(&s->first_bare, 0);
+    px_dbuf_init(&s->auth_msg, 0);
     int rc = scram_prep_password(password, &s->password);
     if (rc == 0) {
         if (nonce)
@@ -360,68 +374,99 @@ static int scram_client_parse_first(auth_scram_client_t *s, const uint8_t *msg, 
     return 0;
 }
 
-int auth_scram_client_continue(auth_scram_client_t *s, const uint8_t *server_first, size_t n,
-                               px_dbuf_t *out)
+int auth_scram_client_prepare(auth_scram_client_t *s, const uint8_t *server_first, size_t n)
 {
     if (s->state != SCRAM_CLIENT_FIRST_SENT)
         return PX_E_STATE;
-    uint8_t salt[SCRAM_MAX_SALT];
-    uint8_t client_key[SCRAM_KEY_LEN], stored_key[SCRAM_KEY_LEN], server_key[SCRAM_KEY_LEN];
-    uint8_t client_sig[SCRAM_KEY_LEN], proof[SCRAM_KEY_LEN];
-    px_dbuf_t auth_msg;
-    px_dbuf_init(&auth_msg, 0);
     const char *rnonce;
-    size_t rlen, saltlen;
-    int iterations;
-    int rc =
-        scram_client_parse_first(s, server_first, n, &rnonce, &rlen, salt, &saltlen, &iterations);
-    if (rc)
-        goto out;
-    if (!scram_derive(s->password, salt, saltlen, iterations, client_key, stored_key, server_key)) {
-        rc = UV_ENOMEM;
-        goto out;
+    size_t rlen;
+    int rc = scram_client_parse_first(s, server_first, n, &rnonce, &rlen, s->salt, &s->saltlen,
+                                      &s->iterations);
+    if (rc == 0) {
+        /* AuthMessage = client-first-bare "," server-first "," client-final-without-proof,
+         * where the latter is "c=biws,r=<nonce>" ("biws" is base64 of the "n,," header). */
+        px_dbuf_reset(&s->auth_msg);
+        px_dbuf_put(&s->auth_msg, s->first_bare.data, s->first_bare.len);
+        px_dbuf_put_u8(&s->auth_msg, ',');
+        px_dbuf_put(&s->auth_msg, server_first, n);
+        px_dbuf_put_u8(&s->auth_msg, ',');
+        s->wp_start = s->auth_msg.len;
+        px_dbuf_put_cstr(&s->auth_msg, "c=biws,r=");
+        px_dbuf_put(&s->auth_msg, rnonce, rlen);
+        if (s->auth_msg.failed)
+            rc = UV_ENOMEM;
     }
-    /* The password is not needed any more: drop it now rather than at free time. */
-    px_free_secret(s->password);
-    s->password = NULL;
+    s->state = rc ? SCRAM_CLIENT_FAILED : SCRAM_CLIENT_PREPARED;
+    return rc;
+}
 
-    /* AuthMessage = client-first-bare "," server-first "," client-final-without-proof, where
-     * the latter is "c=biws,r=<nonce>" ("biws" is base64 of the "n,," header). */
-    size_t wp_start;
-    px_dbuf_put(&auth_msg, s->first_bare.data, s->first_bare.len);
-    px_dbuf_put_u8(&auth_msg, ',');
-    px_dbuf_put(&auth_msg, server_first, n);
-    px_dbuf_put_u8(&auth_msg, ',');
-    wp_start = auth_msg.len;
-    px_dbuf_put_cstr(&auth_msg, "c=biws,r=");
-    px_dbuf_put(&auth_msg, rnonce, rlen);
-    if (auth_msg.failed) {
-        rc = UV_ENOMEM;
-        goto out;
-    }
-    if (!scram_hmac(stored_key, sizeof(stored_key), auth_msg.data, auth_msg.len, client_sig) ||
-        !scram_hmac(server_key, sizeof(server_key), auth_msg.data, auth_msg.len,
+int auth_scram_client_compute(auth_scram_client_t *s)
+{
+    if (s->state != SCRAM_CLIENT_PREPARED)
+        return PX_E_STATE;
+    uint8_t client_key[SCRAM_KEY_LEN], stored_key[SCRAM_KEY_LEN], server_key[SCRAM_KEY_LEN];
+    uint8_t client_sig[SCRAM_KEY_LEN];
+    int rc = 0;
+    if (!scram_derive(s->password, s->salt, s->saltlen, s->iterations, client_key, stored_key,
+                      server_key) ||
+        !scram_hmac(stored_key, sizeof(stored_key), s->auth_msg.data, s->auth_msg.len,
+                    client_sig) ||
+        !scram_hmac(server_key, sizeof(server_key), s->auth_msg.data, s->auth_msg.len,
                     s->server_signature)) {
-        rc = UV_ENOMEM;
-        goto out;
+        rc = UV_ENOMEM; /* OpenSSL fails here only when it cannot allocate */
+    } else {
+        for (size_t i = 0; i < SCRAM_KEY_LEN; i++)
+            s->proof[i] = client_key[i] ^ client_sig[i];
     }
-    for (size_t i = 0; i < SCRAM_KEY_LEN; i++)
-        proof[i] = client_key[i] ^ client_sig[i];
-    px_dbuf_put(out, auth_msg.data + wp_start, auth_msg.len - wp_start);
-    px_dbuf_put_cstr(out, ",p=");
-    px_b64_encode(out, proof, sizeof(proof));
-    if (out->failed)
-        rc = UV_ENOMEM;
-
-out:
+    /* The password is not needed any more. Wiped here, as soon as possible; its memory is
+     * freed on the caller's thread (final or free), so this step never touches the allocator. */
+    px_wipe(s->password, strlen(s->password));
     OPENSSL_cleanse(client_key, sizeof(client_key));
     OPENSSL_cleanse(stored_key, sizeof(stored_key));
     OPENSSL_cleanse(server_key, sizeof(server_key));
     OPENSSL_cleanse(client_sig, sizeof(client_sig));
-    OPENSSL_cleanse(proof, sizeof(proof));
-    px_dbuf_free(&auth_msg);
+    s->state = rc ? SCRAM_CLIENT_FAILED : SCRAM_CLIENT_COMPUTED;
+    return rc;
+}
+
+int auth_scram_client_final(auth_scram_client_t *s, px_dbuf_t *out)
+{
+    if (s->state != SCRAM_CLIENT_COMPUTED)
+        return PX_E_STATE;
+    px_dbuf_put(out, s->auth_msg.data + s->wp_start, s->auth_msg.len - s->wp_start);
+    px_dbuf_put_cstr(out, ",p=");
+    px_b64_encode(out, s->proof, sizeof(s->proof));
+    int rc = out->failed ? UV_ENOMEM : 0;
+    OPENSSL_cleanse(s->proof, sizeof(s->proof));
+    px_free_secret(s->password);
+    s->password = NULL;
+    px_dbuf_free(&s->auth_msg);
     s->state = rc ? SCRAM_CLIENT_FAILED : SCRAM_CLIENT_FINAL_SENT;
     return rc;
+}
+
+int auth_scram_client_continue(auth_scram_client_t *s, const uint8_t *server_first, size_t n,
+                               px_dbuf_t *out)
+{
+    int rc = auth_scram_client_prepare(s, server_first, n);
+    if (rc == 0)
+        rc = auth_scram_client_compute(s);
+    if (rc == 0)
+        rc = auth_scram_client_final(s, out);
+    return rc;
+}
+
+int auth_scram_client_iterations(const auth_scram_client_t *s)
+{
+    switch (s->state) {
+    case SCRAM_CLIENT_PREPARED:
+    case SCRAM_CLIENT_COMPUTED:
+    case SCRAM_CLIENT_FINAL_SENT:
+    case SCRAM_CLIENT_VERIFIED:
+        return s->iterations;
+    default:
+        return 0;
+    }
 }
 
 int auth_scram_client_finish(auth_scram_client_t *s, const uint8_t *server_final, size_t n)
@@ -459,7 +504,8 @@ void auth_scram_client_free(auth_scram_client_t *s)
     px_free_secret(s->password);
     px_free(s->user);
     px_dbuf_free(&s->first_bare);
-    OPENSSL_cleanse(s, sizeof(*s));
+    px_dbuf_free(&s->auth_msg);
+    OPENSSL_cleanse(s, sizeof(*s)); /* salt, proof, server signature */
     px_free(s);
 }
 

@@ -3,7 +3,8 @@
  * SASLprep) and px_b64: the vectors of reference/redshift-aws.md §1.3, RFC 7677's exchange in
  * both roles, verifiers made by a real PostgreSQL 15 for awkward passwords, round trips, wrong
  * passwords, tampered messages, malformed messages of many kinds, state misuse and allocation
- * failures.
+ * failures; the client's split continue step (prepare / compute / final), also with compute on
+ * libuv's thread pool.
  */
 #include "auth_pg.h"
 #include "px_alloc.h"
@@ -809,6 +810,14 @@ PX_TEST(scram_client_malformed_server_first)
             ASSERT_EQ(auth_scram_client_finish(c, (const uint8_t *)"v=", 2), PX_E_STATE);
         }
         auth_scram_client_free(c);
+        /* The split API's first step decides alone, before any key is derived. */
+        ASSERT_OK(auth_scram_client_new("pencil", "cnonce", &c));
+        px_dbuf_reset(&out);
+        ASSERT_OK(auth_scram_client_initial(c, &out));
+        rc = auth_scram_client_prepare(c, (const uint8_t *)v[i].msg, strlen(v[i].msg));
+        if (rc != v[i].rc)
+            PX_FAIL("prepare \"%s\": got %d, want %d", v[i].msg, rc, v[i].rc);
+        auth_scram_client_free(c);
     }
     /* Binary junk: a NUL inside, and an oversized message. */
     static const uint8_t nul[] = "r=cnonceS\0,s=QSXCR+Q6sek8bf92,i=4096";
@@ -826,6 +835,11 @@ PX_TEST(scram_client_malformed_server_first)
         px_dbuf_reset(&out);
         ASSERT_OK(auth_scram_client_initial(c, &out));
         ASSERT_EQ(auth_scram_client_continue(c, raw[i].p, raw[i].n, &out), AUTH_E_PROTO);
+        auth_scram_client_free(c);
+        ASSERT_OK(auth_scram_client_new("pencil", "cnonce", &c));
+        px_dbuf_reset(&out);
+        ASSERT_OK(auth_scram_client_initial(c, &out));
+        ASSERT_EQ(auth_scram_client_prepare(c, raw[i].p, raw[i].n), AUTH_E_PROTO);
         auth_scram_client_free(c);
     }
     px_free(huge);
@@ -1064,6 +1078,251 @@ PX_TEST(scram_states)
     }
     ASSERT(strcmp(n1, n2) != 0);
     px_dbuf_free(&out);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The client's continue step in three (prepare / compute / final), as the proxy runs it: the
+ * compute step on libuv's thread pool. */
+
+/* RFC 7677's client with client-first sent. */
+static auth_scram_client_t *rfc_client(void)
+{
+    auth_scram_client_t *c = NULL;
+    px_dbuf_t out;
+    px_dbuf_init(&out, 0);
+    ASSERT_OK(auth_scram_client_new(RFC_PASSWORD, RFC_CNONCE, &c));
+    ASSERT_OK(auth_scram_client_set_user(c, "user"));
+    ASSERT_OK(auth_scram_client_initial(c, &out));
+    px_dbuf_free(&out);
+    return c;
+}
+
+#define RFC_SF    ((const uint8_t *)RFC_SERVER_FIRST)
+#define RFC_SFLEN (strlen(RFC_SERVER_FIRST))
+
+PX_TEST(scram_client_split_rfc7677)
+{
+    px_dbuf_t one, split;
+    px_dbuf_init(&one, 0);
+    px_dbuf_init(&split, 0);
+    auth_scram_client_t *c = rfc_client();
+    ASSERT_OK(auth_scram_client_continue(c, RFC_SF, RFC_SFLEN, &one));
+    auth_scram_client_free(c);
+
+    c = rfc_client();
+    ASSERT_EQ(auth_scram_client_iterations(c), 0);
+    ASSERT_OK(auth_scram_client_prepare(c, RFC_SF, RFC_SFLEN));
+    ASSERT_EQ(auth_scram_client_iterations(c), 4096);
+    ASSERT_OK(auth_scram_client_compute(c));
+    ASSERT_OK(auth_scram_client_final(c, &split));
+    /* The same bytes as the one-shot call, and both the RFC's. */
+    ASSERT_EQ(split.len, one.len);
+    ASSERT_MEM_EQ(split.data, one.data, one.len);
+    ASSERT_STR_EQ(px_dbuf_cstr(&split), RFC_CLIENT_FINAL);
+    ASSERT(!auth_scram_client_verified(c));
+    ASSERT_OK(
+        auth_scram_client_finish(c, (const uint8_t *)RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL)));
+    ASSERT(auth_scram_client_verified(c));
+    ASSERT_EQ(auth_scram_client_iterations(c), 4096);
+    auth_scram_client_free(c);
+
+    /* A wrong signature still fails after the split, as after the one-shot call. */
+    c = rfc_client();
+    ASSERT_OK(auth_scram_client_prepare(c, RFC_SF, RFC_SFLEN));
+    ASSERT_OK(auth_scram_client_compute(c));
+    px_dbuf_reset(&split);
+    ASSERT_OK(auth_scram_client_final(c, &split));
+    ASSERT_EQ(auth_scram_client_finish(
+                  c, (const uint8_t *)"v=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", 46),
+              AUTH_E_VERIFY);
+    ASSERT(!auth_scram_client_verified(c));
+    auth_scram_client_free(c);
+    px_dbuf_free(&one);
+    px_dbuf_free(&split);
+}
+
+/* prepare checks everything before any key is derived: the largest count the client accepts
+ * is taken (and could be abandoned without running it), one more is refused there. */
+PX_TEST(scram_client_prepare_checks)
+{
+    static const char ok_max[] = "r=cnonceS,s=QSXCR+Q6sek8bf92,i=10000000";
+    static const char too_many[] = "r=cnonceS,s=QSXCR+Q6sek8bf92,i=10000001";
+    px_dbuf_t out;
+    px_dbuf_init(&out, 0);
+    auth_scram_client_t *c;
+    ASSERT_OK(auth_scram_client_new("pencil", "cnonce", &c));
+    ASSERT_OK(auth_scram_client_initial(c, &out));
+    ASSERT_OK(auth_scram_client_prepare(c, (const uint8_t *)ok_max, strlen(ok_max)));
+    ASSERT_EQ(auth_scram_client_iterations(c), AUTH_SCRAM_MAX_ITERATIONS);
+    auth_scram_client_free(c); /* abandoned before compute: nothing leaks */
+
+    ASSERT_OK(auth_scram_client_new("pencil", "cnonce", &c));
+    px_dbuf_reset(&out);
+    ASSERT_OK(auth_scram_client_initial(c, &out));
+    ASSERT_EQ(auth_scram_client_prepare(c, (const uint8_t *)too_many, strlen(too_many)),
+              AUTH_E_PROTO);
+    ASSERT_EQ(auth_scram_client_iterations(c), 0);
+    /* A refused server-first leaves the exchange failed: no step runs after it. */
+    ASSERT_EQ(auth_scram_client_compute(c), PX_E_STATE);
+    px_dbuf_reset(&out);
+    ASSERT_EQ(auth_scram_client_final(c, &out), PX_E_STATE);
+    ASSERT_EQ(out.len, 0);
+    ASSERT_EQ(auth_scram_client_prepare(c, (const uint8_t *)ok_max, strlen(ok_max)), PX_E_STATE);
+    auth_scram_client_free(c);
+    px_dbuf_free(&out);
+}
+
+PX_TEST(scram_client_split_states)
+{
+    static const char sf[] = "r=nX,s=QQ==,i=1";
+    px_dbuf_t out;
+    px_dbuf_init(&out, 0);
+    auth_scram_client_t *c;
+    ASSERT_OK(auth_scram_client_new("pw", "n", &c));
+    /* Before client-first. */
+    ASSERT_EQ(auth_scram_client_prepare(c, (const uint8_t *)sf, strlen(sf)), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_compute(c), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_final(c, &out), PX_E_STATE);
+    ASSERT_OK(auth_scram_client_initial(c, &out));
+    px_dbuf_reset(&out);
+    /* After client-first, only prepare (or continue). Refusals leave the state alone. */
+    ASSERT_EQ(auth_scram_client_compute(c), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_final(c, &out), PX_E_STATE);
+    ASSERT_OK(auth_scram_client_prepare(c, (const uint8_t *)sf, strlen(sf)));
+    /* Prepared: only compute. */
+    ASSERT_EQ(auth_scram_client_prepare(c, (const uint8_t *)sf, strlen(sf)), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_continue(c, (const uint8_t *)sf, strlen(sf), &out), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_final(c, &out), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_finish(c, (const uint8_t *)"v=", 2), PX_E_STATE);
+    ASSERT_OK(auth_scram_client_compute(c));
+    /* Computed: only final. */
+    ASSERT_EQ(auth_scram_client_compute(c), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_prepare(c, (const uint8_t *)sf, strlen(sf)), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_finish(c, (const uint8_t *)"v=", 2), PX_E_STATE);
+    ASSERT_EQ(out.len, 0); /* no refused call wrote anything */
+    ASSERT_OK(auth_scram_client_final(c, &out));
+    ASSERT(out.len > 14 && memcmp(out.data, "c=biws,r=nX,p=", 14) == 0);
+    ASSERT_EQ(auth_scram_client_final(c, &out), PX_E_STATE);
+    ASSERT_EQ(auth_scram_client_compute(c), PX_E_STATE);
+    auth_scram_client_free(c);
+
+    /* Abandoned after compute, before final: the proof and the (wiped) password are freed
+     * with the object (the ASan and valgrind runs would report a leak). */
+    ASSERT_OK(auth_scram_client_new("pw", "n", &c));
+    ASSERT_OK(auth_scram_client_initial(c, &out));
+    ASSERT_OK(auth_scram_client_prepare(c, (const uint8_t *)sf, strlen(sf)));
+    ASSERT_OK(auth_scram_client_compute(c));
+    auth_scram_client_free(c);
+    px_dbuf_free(&out);
+}
+
+/* compute allocates nothing through px_*: it still works with every px allocation failing.
+ * prepare and final do allocate, and report it. */
+PX_TEST(scram_client_split_out_of_memory)
+{
+    px_dbuf_t out;
+    px_dbuf_init(&out, 0);
+    auth_scram_client_t *c = rfc_client();
+    ASSERT_OK(auth_scram_client_prepare(c, RFC_SF, RFC_SFLEN));
+    px_alloc_fail_after(0);
+    int rc = auth_scram_client_compute(c);
+    px_alloc_fail_after(-1);
+    ASSERT_OK(rc);
+    ASSERT_OK(auth_scram_client_final(c, &out));
+    ASSERT_STR_EQ(px_dbuf_cstr(&out), RFC_CLIENT_FINAL);
+    auth_scram_client_free(c);
+
+    int failures = 0;
+    for (long n = 0; n < 100; n++) {
+        c = rfc_client();
+        px_dbuf_reset(&out);
+        px_alloc_fail_after(n);
+        rc = auth_scram_client_prepare(c, RFC_SF, RFC_SFLEN);
+        if (rc == 0)
+            rc = auth_scram_client_compute(c);
+        if (rc == 0)
+            rc = auth_scram_client_final(c, &out);
+        px_alloc_fail_after(-1);
+        if (rc == 0) {
+            ASSERT_STR_EQ(px_dbuf_cstr(&out), RFC_CLIENT_FINAL);
+            auth_scram_client_free(c);
+            break;
+        }
+        if (rc != UV_ENOMEM)
+            PX_FAIL("after %ld allocations: rc %d", n, rc);
+        ASSERT_EQ(auth_scram_client_final(c, &out), PX_E_STATE);
+        auth_scram_client_free(c);
+        failures++;
+    }
+    ASSERT(failures >= 2); /* AuthMessage in prepare, client-final in final */
+    px_dbuf_free(&out);
+}
+
+/* The way the proxy uses it: compute on libuv's thread pool, several exchanges at once, prepare
+ * and final on the loop's thread. Each gives the RFC's bytes. A job cancelled before a thread
+ * took it comes back with UV_ECANCELED and its exchange unfinished. */
+typedef struct split_job {
+    uv_work_t req;
+    auth_scram_client_t *c;
+    int compute_rc; /* written on the pool thread */
+    int status;     /* the after-work callback's */
+    int final_rc;
+    int after_calls;
+    px_dbuf_t out;
+} split_job_t;
+
+static void split_work(uv_work_t *w)
+{
+    split_job_t *j = container_of(w, split_job_t, req);
+    j->compute_rc = auth_scram_client_compute(j->c);
+}
+
+static void split_after(uv_work_t *w, int status)
+{
+    split_job_t *j = container_of(w, split_job_t, req);
+    j->after_calls++;
+    j->status = status;
+    j->final_rc = auth_scram_client_final(j->c, &j->out);
+}
+
+PX_TEST(scram_client_split_thread_pool)
+{
+    enum { NJOBS = 12 };
+    static split_job_t jobs[NJOBS];
+    uv_loop_t loop;
+    ASSERT_OK(uv_loop_init(&loop));
+    for (int i = 0; i < NJOBS; i++) {
+        split_job_t *j = &jobs[i];
+        memset(j, 0, sizeof(*j));
+        px_dbuf_init(&j->out, 0);
+        j->c = rfc_client();
+        j->compute_rc = -1;
+        ASSERT_OK(auth_scram_client_prepare(j->c, RFC_SF, RFC_SFLEN));
+        ASSERT_OK(uv_queue_work(&loop, &j->req, split_work, split_after));
+    }
+    /* The last one was queued behind eleven others on (by default) four threads. */
+    bool cancelled = uv_cancel((uv_req_t *)&jobs[NJOBS - 1].req) == 0;
+    ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+    for (int i = 0; i < NJOBS; i++) {
+        split_job_t *j = &jobs[i];
+        ASSERT_EQ(j->after_calls, 1);
+        if (i == NJOBS - 1 && cancelled) {
+            ASSERT_EQ(j->status, UV_ECANCELED);
+            ASSERT_EQ(j->compute_rc, -1); /* never ran */
+            ASSERT_EQ(j->final_rc, PX_E_STATE);
+            ASSERT_EQ(j->out.len, 0);
+        } else {
+            ASSERT_OK(j->status);
+            ASSERT_OK(j->compute_rc);
+            ASSERT_OK(j->final_rc);
+            ASSERT_STR_EQ(px_dbuf_cstr(&j->out), RFC_CLIENT_FINAL);
+            ASSERT_OK(auth_scram_client_finish(j->c, (const uint8_t *)RFC_SERVER_FINAL,
+                                               strlen(RFC_SERVER_FINAL)));
+        }
+        auth_scram_client_free(j->c);
+        px_dbuf_free(&j->out);
+    }
+    px_test_loop_close(&loop);
 }
 
 PX_TEST(scram_verifier_parsing)
