@@ -68,8 +68,9 @@ static const cfg_key_t keys[] = {
          "How clients authenticate to the proxy: trust lets in anyone who can connect (meant "
          "for loopback and sidecars); scram-sha-256 checks passwords against auth_file."),
     STR("proxy", "auth_file", proxy.auth_file, "", RESTART,
-        "File of user names and SCRAM-SHA-256 password verifiers that client_auth = "
-        "scram-sha-256 checks clients against."),
+        "File of user names and passwords (SCRAM-SHA-256 verifiers or plain passwords, turned "
+        "into verifiers when read) that client_auth = scram-sha-256 checks clients against; "
+        "reread on reload."),
     BOOL("proxy", "allow_remote_trust", proxy.allow_remote_trust, "false", RESTART,
          "Allow client_auth = trust on a non-loopback listen_addr. Anyone who can reach the port "
          "then gets a Redshift session, so enable it only behind a network boundary you "
@@ -168,13 +169,16 @@ static const cfg_key_t keys[] = {
         "S3 location for staged data and for COPY/UNLOAD locations written without a scheme, "
         "such as s3://bucket/prefix/ (s3a:// and s3n:// are accepted)."),
     STR("s3", "tempdir_region", s3.tempdir_region, "", RELOAD,
-        "Region of the tempdir bucket when it differs from the cluster's (REGION in COPY and "
-        "UNLOAD)."),
+        "Region of the tempdir bucket when it differs from the cluster's: added as REGION to "
+        "COPY and UNLOAD statements whose location was resolved under tempdir (unless they name "
+        "a REGION themselves), and used to sign rsproxy's own S3 requests."),
     BOOL("s3", "copy_stdin", s3.copy_stdin, "true", RELOAD,
          "Emulate COPY ... FROM STDIN and COPY ... TO STDOUT, which Redshift lacks, by staging "
          "the data in tempdir."),
     BOOL("s3", "check_lifecycle", s3.check_lifecycle, "true", RELOAD,
-         "Warn at startup when no lifecycle rule on the tempdir bucket covers staged objects."),
+         "At startup and after a reload that changes tempdir (or turns this on), read the "
+         "tempdir bucket's lifecycle configuration and warn when no enabled rule covers staged "
+         "objects (the covering rule is logged at info); never delays or fails startup."),
     BOOL("s3", "keep_staged", s3.keep_staged, "false", RELOAD,
          "Keep staged objects after a COPY emulation instead of deleting them (for "
          "debugging)."),

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <uv.h>
@@ -101,6 +102,11 @@ int main(int argc, char **argv)
 
     /* A peer that closes while we write must give EPIPE, not kill the process. */
     signal(SIGPIPE, SIG_IGN);
+    /* libuv's thread pool (4 threads unless set) runs DNS lookups, reloads, AWS credential
+     * processes and upstream SCRAM's PBKDF2 alike: a few logins to a server with a high SCRAM
+     * iteration count must not hold up the DNS of every new upstream connection. Read once, at
+     * the pool's first use; an operator's own setting wins. */
+    (void)setenv("UV_THREADPOOL_SIZE", "16", 0);
     /* Every session holds two sockets: take every descriptor the hard limit allows, as
      * PostgreSQL and nginx do, rather than fail at 512 sessions under a default soft limit. */
     struct rlimit rl;

@@ -125,6 +125,7 @@ static void cancel_upstream(px_proxy_t *px, px_client_t *c, const char *why)
 
 void px__cancel_request(px_proxy_t *px, uint32_t pid, uint32_t key)
 {
+    px->stats.cancel_requests++;
     px_client_t *c = lookup(px, pid);
     uint32_t want = c ? c->cancel_key : 0;
     /* Compare even when the id is unknown, so timing does not tell which ids exist. */

@@ -25,7 +25,7 @@ typedef struct check_run {
     FILE *out;
     int result; /* 0 ok, 1 failed, -1 still running */
     const char *user;
-    const char *client_user; /* IAM: the user credentials were asked for (database default) */
+    const char *login_db; /* IAM: the database credentials were asked for, logged in to */
     char *db_user_copy;
     char *password_copy; /* secret */
     char *host_copy;
@@ -145,14 +145,21 @@ static void on_iam_check(const auth_db_creds_t *creds, const auth_iam_error_t *e
                          const auth_iam_check_info_t *info, void *arg)
 {
     check_run_t *r = arg;
+    /* Only what actually happened: a step that never ran (no AWS credentials found, so no
+     * API called) prints nothing rather than placeholders. info->api also names the stage
+     * that failed ("AWS credentials", "endpoint discovery"); only an AWS action
+     * ("service:Operation") was an API call. */
     if (info) {
-        if (info->provider)
+        if (info->provider && info->provider[0])
             say(r, "aws", "credentials from %s%s%s", info->provider,
                 info->profile ? ", profile " : "", info->profile ? info->profile : "");
-        if (info->region)
-            say(r, "aws", "region %s (from %s)", info->region,
-                info->region_source ? info->region_source : "?");
-        if (info->api && info->api_endpoint)
+        if (info->region && info->region[0]) {
+            if (info->region_source && info->region_source[0])
+                say(r, "aws", "region %s (from %s)", info->region, info->region_source);
+            else
+                say(r, "aws", "region %s", info->region);
+        }
+        if (info->api && strchr(info->api, ':') && info->api_endpoint && info->api_endpoint[0])
             say(r, "aws", "%s at %s", info->api, info->api_endpoint);
     }
     if (err) {
@@ -174,7 +181,9 @@ static void on_iam_check(const auth_db_creds_t *creds, const auth_iam_error_t *e
         r->result = 1;
         return;
     }
-    start_login(r, r->host_copy, r->port, r->db_user_copy, r->password_copy, r->client_user);
+    /* The database AWS was asked about, not one named after the returned DbUser ("IAM:alice"):
+     * a client connecting as alice without a dbname gets database alice, and so does this. */
+    start_login(r, r->host_copy, r->port, r->db_user_copy, r->password_copy, r->login_db);
 }
 
 static const char *os_user(void)
@@ -184,12 +193,6 @@ static const char *os_user(void)
         return u;
     struct passwd *pw = getpwuid(getuid());
     return pw ? pw->pw_name : "postgres";
-}
-
-static void on_iam_closed(void *arg)
-{
-    px_proxy_t *px = arg;
-    px->iam = NULL;
 }
 
 int px_proxy_check(uv_loop_t *loop, cfg_t *cfg, FILE *out)
@@ -216,7 +219,7 @@ int px_proxy_check(uv_loop_t *loop, cfg_t *cfg, FILE *out)
             !(c->iam.workgroup_name && c->iam.workgroup_name[0]))
             say(&r, "note", "iam.db_user is empty: checking as client user \"%s\"", user);
         const char *db = c->upstream.dbname && c->upstream.dbname[0] ? c->upstream.dbname : user;
-        r.client_user = user;
+        r.login_db = db;
         rc = auth_iam_check(px->iam, user, db, on_iam_check, &r);
         if (rc) {
             say(&r, "iam", "FAILED: %s", px_strerror(rc));
@@ -232,8 +235,7 @@ int px_proxy_check(uv_loop_t *loop, cfg_t *cfg, FILE *out)
     }
     if (r.sv)
         px__server_close(r.sv, "check done");
-    if (px->iam)
-        auth_iam_close(px->iam, on_iam_closed, px);
+    px__proxy_close_aws(px);
     uv_run(loop, UV_RUN_DEFAULT);
     px_free(r.db_user_copy);
     px_free_secret(r.password_copy);

@@ -16,8 +16,6 @@
 #include "px_log.h"
 
 #include <assert.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -230,6 +228,7 @@ static void on_server_fail(px_server_t *sv, const px_server_fail_t *f)
     c->server = NULL;
     sv->client = NULL;
     c->px->stats.logins_failed++;
+    px_proxy_note_login_failed(c->px, f->code, f->sqlstate, f->be_error != NULL);
     px_log_ctx(PX_LOG_WARN, c->ctx, "upstream login failed sqlstate=%s error=\"%s\"", f->sqlstate,
                f->message);
     if (f->be_error && c->state != PX_CLIENT_CLOSING) {
@@ -286,6 +285,7 @@ static void on_iam_creds(const auth_db_creds_t *creds, const auth_iam_error_t *e
     c->iam_req = NULL;
     if (c->state != PX_CLIENT_CREDS)
         return;
+    px_proxy_note_iam(c->px, err);
     if (err) {
         c->px->stats.logins_failed++;
         px__client_fail(c, err->unreachable ? "08001" : "28000",
@@ -339,38 +339,26 @@ static int send_auth(px_client_t *c, uint32_t code, const void *payload, size_t 
 
 static void begin_scram(px_client_t *c)
 {
-    const char *secret = px_authfile_lookup(c->px->authfile, c->st.user);
-    px_dbuf_t mock;
-    px_dbuf_init(&mock, 4096);
-    c->scram_known_user = secret != NULL;
-    if (!secret) {
-        /* Unknown user: run the whole exchange against a fake verifier and fail at the end, as
-         * PostgreSQL does. Its salt is derived from the user name and a per-process secret, so
-         * two attempts see the same salt, as they would for a real user; the password inside
-         * is random and never matches. */
-        uint8_t salt[32], pw[24];
-        unsigned int sl = sizeof(salt);
-        char pwhex[sizeof(pw) * 2 + 1];
-        if (!HMAC(EVP_sha256(), c->px->mock_secret, sizeof(c->px->mock_secret),
-                  (const uint8_t *)c->st.user, strlen(c->st.user), salt, &sl) ||
-            RAND_bytes(pw, sizeof(pw)) != 1) {
-            px__client_fail(c, "53200", "cannot prepare authentication");
-            return;
-        }
-        px_hex_encode(pw, sizeof(pw), pwhex);
-        int rc = auth_scram_make_verifier(pwhex, salt, AUTH_SCRAM_DEFAULT_SALT_LEN,
-                                          AUTH_SCRAM_DEFAULT_ITERATIONS, &mock);
-        px_wipe(pw, sizeof(pw));
-        px_wipe(pwhex, sizeof(pwhex));
-        if (rc || !px_dbuf_cstr(&mock)) {
-            px_dbuf_free_secret(&mock);
-            px__client_fail(c, "53200", "cannot prepare authentication");
-            return;
-        }
-        secret = (const char *)mock.data;
+    /* Known or not, the exchange runs against a stored verifier, so it costs a few HMACs and
+     * never PBKDF2 on the loop: plaintext auth-file entries became verifiers when the file was
+     * loaded, and an unknown user gets a mock verifier derived by HMAC from the per-process
+     * secret and the name (the same salt on every attempt, as for a real user). The mock
+     * exchange fails at the final step exactly like a wrong password, as in PostgreSQL. */
+    char mock[PX_AUTHFILE_MOCK_MAX];
+    bool known = false;
+    const char *verifier =
+        px_authfile_scram_verifier(c->px->authfile, c->px->mock_secret, sizeof(c->px->mock_secret),
+                                   c->st.user, mock, sizeof(mock), &known);
+    c->scram_known_user = known;
+    /* px_authfile only ever hands out verifiers; the prefix check keeps a future change from
+     * passing a password, which auth_scram_server_new would stretch right here on the loop. */
+    if (!verifier || strncmp(verifier, "SCRAM-SHA-256$", 14) != 0) {
+        px_wipe(mock, sizeof(mock));
+        px__client_fail(c, "53200", "cannot prepare authentication");
+        return;
     }
-    int rc = auth_scram_server_new(secret, NULL, &c->scram);
-    px_dbuf_free_secret(&mock);
+    int rc = auth_scram_server_new(verifier, NULL, &c->scram);
+    px_wipe(mock, sizeof(mock));
     if (rc) {
         px__client_fail(c, "28000", "cannot start SCRAM authentication: %s", px_strerror(rc));
         return;
@@ -466,6 +454,7 @@ static void begin_login(px_client_t *c)
     }
     if (live > (uint32_t)cfg->proxy.max_client_conn) {
         px->stats.clients_refused++;
+        px->stats.clients_refused_limit++;
         px__client_fail(c, "53300", "sorry, too many clients already");
         return;
     }
@@ -688,6 +677,7 @@ void px__client_accept(px_proxy_t *px, uv_stream_t *server, bool pipe)
         total += px->nclients[i];
     if (total > (uint32_t)c->cfg->proxy.max_client_conn * 2u + 64u) {
         px->stats.clients_refused++;
+        px->stats.clients_refused_limit++;
         client_close(c, "too many connections", false);
         return;
     }

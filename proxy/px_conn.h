@@ -58,6 +58,7 @@ typedef enum px_body_mode {
     PX_BODY_FORWARD = 0, /* to the server as they are */
     PX_BODY_COLLECT,     /* into the interception buffer (COPY/UNLOAD to rewrite) */
     PX_BODY_DISCARD,     /* dropped (a refused statement larger than max_statement_size) */
+    PX_BODY_SCAN,        /* to the server, after px__icpt_client_scan looked at them */
 } px_body_mode_t;
 
 struct px_client {
@@ -96,6 +97,11 @@ struct px_client {
      * FunctionCall sent. */
     uint64_t rfq_expected, rfq_seen;
     uint8_t txstatus; /* 'I', 'T', 'E' (0 before the first ReadyForQuery) */
+    /* A server in copy-in mode ignores Sync (libpq sends one after the Execute that starts an
+     * extended-protocol COPY FROM STDIN, and another after CopyDone). Syncs sent since the last
+     * Query or Execute are uncounted when the client ends a copy-in the server announced. */
+    uint32_t syncs_since_exec;
+    bool copy_in; /* the server sent CopyInResponse; the client has not ended it yet */
 
     /* Relay, server to client: kept here because whether the client's stream is in the middle
      * of a message decides whether it can still be sent an ErrorResponse after the server has
@@ -216,6 +222,13 @@ struct px_server {
 
     auth_scram_client_t *scram; /* owned during SASL */
     bool sasl_started, sasl_done;
+    /* SCRAM's PBKDF2 runs on the thread pool (px_server.c). While scram_busy, the worker owns
+     * `scram` (the loop neither reads nor frees it), login messages wait unparsed in the read
+     * buffer, and the request counts in pending_closes so the object outlives it. */
+    uv_work_t scram_work;
+    int scram_rc;         /* written by the worker: auth_scram_client_compute's result */
+    uint64_t scram_t0_ms; /* loop time the work was queued (for the debug log) */
+    bool scram_busy;
 
     uint32_t be_pid, be_key; /* upstream's BackendKeyData */
     bool have_key;
@@ -275,6 +288,12 @@ struct px_proxy {
         unsigned failures;
         char last_error[256];
     } fwd;
+    /* [s3] tempdir: the proxy's S3 client (px_proxy.c), the lifecycle check in flight on it,
+     * and how many replaced clients are still closing (auth_iam, whose HTTP client they use,
+     * closes after the last of them). */
+    struct s3_client *s3;
+    struct s3_op *s3_check;
+    unsigned s3_closing;
     bool shutting_down;
     bool reloading;
     bool iam_closing;
@@ -328,6 +347,9 @@ typedef enum px_icpt_action {
 px_icpt_action_t px__icpt_client_msg(px_client_t *c, uint8_t type, uint32_t len, uint32_t *sent);
 /* Client->server body bytes for a collected/discarded message; returns false on failure. */
 bool px__icpt_client_body(px_client_t *c, const uint8_t *p, size_t n, bool last);
+/* Client->server body bytes of a Query streamed under a policy (PX_BODY_SCAN), before they are
+ * forwarded; returns false when the session was ended instead. */
+bool px__icpt_client_scan(px_client_t *c, const uint8_t *p, size_t n);
 /* Server->client: whether ErrorResponses must be inspected now. */
 bool px__icpt_watching_errors(const px_client_t *c);
 /* An ErrorResponse body: returns true and fills `out` when it must be replaced. */
@@ -352,6 +374,8 @@ void px__cancel_cleanup(px_proxy_t *px);
  * turn). */
 const auth_aws_keys_t *px__fwd_keys(px_proxy_t *px, auth_aws_keys_t *view, const char **why);
 void px__proxy_client_gone(px_proxy_t *px); /* a client was freed: finish a shutdown */
+/* Closes the AWS side: the S3 clients first, then auth_iam once they are all closed. */
+void px__proxy_close_aws(px_proxy_t *px);
 /* Accepts a pending connection and closes it at once (no memory for a client object). */
 void px__proxy_reject(px_proxy_t *px, uv_stream_t *server, bool pipe);
 void px__proxy_server_gone(px_proxy_t *px);

@@ -10,9 +10,13 @@
  */
 #include "px_conn.h"
 
+#include "px_admin.h"
 #include "px_alloc.h"
 #include "px_err.h"
+#include "px_listen.h"
 #include "px_log.h"
+#include "s3_client.h"
+#include "s3_lifecycle.h"
 #include "s3_url.h"
 
 #include <openssl/rand.h>
@@ -48,6 +52,9 @@ typedef struct px_listener {
 #define MAX_CACHED_BUFS 64
 
 static void check_done(px_proxy_t *px);
+static void s3_setup(px_proxy_t *px, const cfg_t *cfg);
+static void lifecycle_start(px_proxy_t *px);
+static void s3_reload(px_proxy_t *px, bool tempdir_changed, bool region_changed, bool check_on);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Configuration checks and derived objects.                                                  */
@@ -89,12 +96,17 @@ static int build_tls(const cfg_t *boot, const cfg_t *cfg, px_tls_ctx_t **out, ch
                                  errlen);
 }
 
-static int build_authfile(const cfg_t *boot, px_authfile_t **out, char *err, size_t errlen)
+/* Plaintext entries get salts keyed by the process's mock secret (which never changes after
+ * startup, so the reload thread may read it): an unchanged password keeps its salt across
+ * reloads, as an unknown user's mock salt does, so a reload does not tell them apart. */
+static int build_authfile(const cfg_t *boot, const px_proxy_t *px, px_authfile_t **out, char *err,
+                          size_t errlen)
 {
     *out = NULL;
     if (boot->proxy.client_auth != CFG_CLIENT_AUTH_SCRAM)
         return 0;
-    return px_authfile_load(boot->proxy.auth_file, out, err, errlen);
+    return px_authfile_load_keyed(boot->proxy.auth_file, px->mock_secret, sizeof(px->mock_secret),
+                                  out, err, errlen);
 }
 
 int px_proxy_new(uv_loop_t *loop, cfg_t *cfg, const char *cfg_path, px_proxy_t **out, char *err,
@@ -130,17 +142,20 @@ int px_proxy_new(uv_loop_t *loop, cfg_t *cfg, const char *cfg_path, px_proxy_t *
     rc = build_tls(cfg, cfg, &px->tls_ctx, err, errlen);
     if (rc)
         goto fail;
-    rc = build_authfile(cfg, &px->authfile, err, errlen);
+    rc = build_authfile(cfg, px, &px->authfile, err, errlen);
     if (rc)
         goto fail;
-    /* The AWS side serves IAM logins and the keys forward_s3_credentials injects. */
-    if (cfg->upstream.auth == CFG_UPSTREAM_AUTH_IAM || cfg->s3.forward_s3_credentials) {
+    /* The AWS side serves IAM logins, the keys forward_s3_credentials injects, and the S3
+     * client's requests (signed with the proxy's keys, sent through its HTTP client). */
+    if (cfg->upstream.auth == CFG_UPSTREAM_AUTH_IAM || cfg->s3.forward_s3_credentials ||
+        (cfg->s3.tempdir && cfg->s3.tempdir[0])) {
         rc = auth_iam_new(loop, cfg, &px->iam);
         if (rc) {
             snprintf(err, errlen, "cannot set up IAM authentication: %s", px_strerror(rc));
             goto fail;
         }
     }
+    s3_setup(px, cfg);
     if (cfg->upstream.sslmode == CFG_SSLMODE_DISABLE)
         px_log(PX_LOG_WARN, "upstream TLS is disabled (sslmode = disable): passwords and data "
                             "cross the network in plaintext");
@@ -200,8 +215,12 @@ static void close_listeners(px_proxy_t *px)
     }
 }
 
-static int listen_tcp(px_proxy_t *px, const struct sockaddr *sa, char *err, size_t errlen)
+/* One address. With listen_port = 0 (tests), every address after the first gets the port the
+ * first one was given. */
+static int listen_tcp(px_proxy_t *px, struct sockaddr *sa, char *err, size_t errlen)
 {
+    if (px->bound_port)
+        px_listen_set_port(sa, px->bound_port);
     px_listener_t *l = px_calloc(1, sizeof(*l));
     if (!l)
         return UV_ENOMEM;
@@ -242,55 +261,9 @@ static int listen_tcp(px_proxy_t *px, const struct sockaddr *sa, char *err, size
     return 0;
 }
 
-/* One listen_addr item: a literal, "*" (every interface), or a host name resolved now. */
-static int listen_addr(px_proxy_t *px, const char *addr, int port, char *err, size_t errlen)
+static int bind_cb(void *arg, struct sockaddr *sa, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    if (strcmp(addr, "*") == 0) {
-        int rc = listen_addr(px, "0.0.0.0", port, err, errlen);
-        if (rc)
-            return rc;
-        rc = listen_addr(px, "::", px->bound_port ? px->bound_port : port, err, errlen);
-        /* A host without IPv6 is fine with "*". */
-        return rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL ? 0 : rc;
-    }
-    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) == 0 ||
-        uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) == 0)
-        return listen_tcp(px, (struct sockaddr *)&ss, err, errlen);
-    /* A host name: resolved once, synchronously, before the loop runs (uv_getaddrinfo without a
-     * callback), and every address it has is bound. */
-    uv_getaddrinfo_t req;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    char ports[16];
-    snprintf(ports, sizeof(ports), "%d", port);
-    int rc = uv_getaddrinfo(px->loop, &req, NULL, addr, ports, &hints);
-    if (rc) {
-        snprintf(err, errlen, "cannot resolve listen_addr \"%s\": %s", addr, uv_strerror(rc));
-        return rc;
-    }
-    int bound = 0;
-    for (struct addrinfo *a = req.addrinfo; a; a = a->ai_next) {
-        if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
-            continue;
-        if (px->bound_port)
-            ((struct sockaddr_in *)a->ai_addr)->sin_port = htons((uint16_t)px->bound_port);
-        rc = listen_tcp(px, a->ai_addr, err, errlen);
-        if (rc) {
-            uv_freeaddrinfo(req.addrinfo);
-            return rc;
-        }
-        bound++;
-    }
-    uv_freeaddrinfo(req.addrinfo);
-    if (!bound) {
-        snprintf(err, errlen, "listen_addr \"%s\" has no IPv4 or IPv6 address", addr);
-        return UV_EADDRNOTAVAIL;
-    }
-    return 0;
+    return listen_tcp(arg, sa, err, errlen);
 }
 
 static int listen_unix(px_proxy_t *px, const char *dir, int port, char *err, size_t errlen)
@@ -350,6 +323,9 @@ static int listen_unix(px_proxy_t *px, const char *dir, int port, char *err, siz
 /* Fetch again this long before the keys expire; use them only while this much is left. */
 #define FWD_REFRESH_BEFORE_MS (15 * 60 * 1000)
 #define FWD_MIN_LEFT_MS       (5 * 60 * 1000)
+/* The chain answered with the keys already held (it renews them in the background, see
+ * AUTH_IAM_AWS_KEYS_REFRESH_AHEAD_MS): ask again this much later, without a log line. */
+#define FWD_SAME_RETRY_MS 2000
 
 static void fwd_clear(px_proxy_t *px)
 {
@@ -376,6 +352,12 @@ static void on_fwd_keys(const auth_aws_keys_t *keys, int64_t expiration_ms, cons
                  err && err->message ? err->message : "no AWS credentials");
         px_log(PX_LOG_WARN, "forward_s3_credentials: cannot get AWS credentials: %s",
                px->fwd.last_error);
+        return;
+    }
+    if (px->fwd.access_key_id && px->fwd.expiration_ms == expiration_ms &&
+        strcmp(px->fwd.access_key_id, keys->access_key_id) == 0) {
+        px->fwd.failures = 0;
+        px->fwd.next_try = uv_now(px->loop) + FWD_SAME_RETRY_MS;
         return;
     }
     fwd_clear(px);
@@ -430,6 +412,39 @@ const auth_aws_keys_t *px__fwd_keys(px_proxy_t *px, auth_aws_keys_t *view, const
     return view;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Which database credentials rsproxy fetched, for operators.                                 */
+
+/*
+ * One line per fetch that ended (auth_iam's observer), never per client: INFO with where the
+ * credentials are for, which API gave them, the DbUser, how long they are valid and which AWS
+ * credential source signed the call; WARN with AWS's code and message when a fetch failed.
+ * Nothing here is a secret: auth_iam never hands the observer a password or a key.
+ */
+static void on_iam_fetch(const auth_iam_fetch_info_t *f, void *arg)
+{
+    px_proxy_note_iam_fetch(arg, f->ok, f->refresh); /* /metrics */
+    /* Values that may hold spaces are quoted, so the line stays key=value for grep and
+     * log parsers. */
+    char src[200];
+    snprintf(src, sizeof(src), "aws_credentials=\"%s\"%s%s", f->provider ? f->provider : "none",
+             f->profile ? " profile=" : "", f->profile ? f->profile : "");
+    if (f->ok) {
+        long long left = (long long)((f->expiration_ms - px_now_unix_ms()) / 1000);
+        px_log(PX_LOG_INFO,
+               "IAM database credentials %s target=%s api=%s db_user=%s dbname=%s valid_s=%lld %s",
+               f->refresh ? "refreshed" : "fetched", f->target, f->api, f->db_user, f->dbname, left,
+               src);
+        return;
+    }
+    px_log(PX_LOG_WARN,
+           "IAM database credentials could not be %s target=%s api=\"%s\" db_user=%s dbname=%s "
+           "%s code=%s message=\"%s\"",
+           f->refresh ? "refreshed" : "fetched", f->target, f->api,
+           f->db_user && f->db_user[0] ? f->db_user : "-", f->dbname, src,
+           f->aws_code ? f->aws_code : "-", f->message ? f->message : "");
+}
+
 /* Time-driven work in one place (STYLE.md 7.3): walks the upstream connections once a second
  * and lets those that went quiet give their TLS buffers back; keeps forwarded keys fresh. */
 static void on_janitor(uv_timer_t *t)
@@ -460,12 +475,15 @@ int px_proxy_listen(px_proxy_t *px, char *err, size_t errlen)
         uv_timer_start(&px->janitor, on_janitor, PX_IDLE_TRIM_MS, PX_IDLE_TRIM_MS);
         uv_unref((uv_handle_t *)&px->janitor); /* never the reason the loop keeps running */
     }
-    fwd_refresh(px); /* the first COPY should not have to wait for keys */
+    if (px->iam)
+        auth_iam_set_fetch_observer(px->iam, on_iam_fetch, px);
+    fwd_refresh(px);     /* the first COPY should not have to wait for keys */
+    lifecycle_start(px); /* once at startup; its verdict is logged when S3 answers */
     const cfg_t *c = px->boot;
     int port = c->proxy.listen_port;
     for (size_t i = 0; i < c->proxy.listen_addr.n; i++) {
-        int rc = listen_addr(px, c->proxy.listen_addr.items[i],
-                             px->bound_port ? px->bound_port : port, err, errlen);
+        int rc = px_listen_each(px->loop, "listen_addr", c->proxy.listen_addr.items[i],
+                                px->bound_port ? px->bound_port : port, bind_cb, px, err, errlen);
         if (rc)
             return rc;
     }
@@ -480,7 +498,8 @@ int px_proxy_listen(px_proxy_t *px, char *err, size_t errlen)
         snprintf(err, errlen, "nothing to listen on: listen_addr is empty and no unix_socket_dir");
         return UV_EINVAL;
     }
-    return 0;
+    /* Last, so that the admin endpoint answering /startup means the listeners are bound. */
+    return px__admin_start(px, err, errlen);
 }
 
 int px_proxy_port(const px_proxy_t *px)
@@ -510,6 +529,128 @@ void px__proxy_reject(px_proxy_t *px, uv_stream_t *server, bool pipe)
     }
     (void)uv_accept(server, (uv_stream_t *)h);
     uv_close((uv_handle_t *)h, on_reject_closed);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The S3 client for [s3] tempdir, and the tempdir lifecycle check.                           */
+
+/*
+ * One client per tempdir setting, built after auth_iam (whose HTTP client and AWS keys it
+ * uses). Neither building it nor the lifecycle check may block or fail startup: a proxy whose
+ * S3 side does not work still relays sessions, and what needs S3 reports the problem when used.
+ */
+static void s3_setup(px_proxy_t *px, const cfg_t *cfg)
+{
+    if (!cfg->s3.tempdir || !cfg->s3.tempdir[0] || px->s3)
+        return;
+    if (!px->iam) {
+        px_log(PX_LOG_WARN, "[s3] tempdir was set by a reload: the AWS side is set up at "
+                            "startup, so restart rsproxy to use it");
+        return;
+    }
+    const char *why = NULL;
+    s3_client_t *s3 = NULL;
+    int rc = s3_client_new_from_cfg(px->loop, px->iam, cfg, NULL, NULL, &s3, &why);
+    if (rc) {
+        /* `why` never holds the tempdir's embedded keys: it names what is wrong. */
+        px_log(PX_LOG_WARN, "[s3] tempdir: cannot set up the S3 client: %s",
+               why ? why : px_strerror(rc));
+        return;
+    }
+    px->s3 = s3;
+}
+
+static void on_lifecycle(const s3_lifecycle_result_t *res, void *arg)
+{
+    px_proxy_t *px = arg;
+    px->s3_check = NULL;
+    /* A cleanup rule covers what a crash leaves behind; without one staged objects pile up. */
+    px_log(res->verdict == S3_LIFECYCLE_COVERED ? PX_LOG_INFO : PX_LOG_WARN,
+           "tempdir lifecycle check: %s", res->message);
+}
+
+/* Runs the check once on the current client (a check still running for an older tempdir is
+ * dropped: its answer is about a bucket no longer in use). */
+static void lifecycle_start(px_proxy_t *px)
+{
+    const cfg_t *c = px->cfg;
+    if (!px->s3 || !c->s3.check_lifecycle || px->shutting_down)
+        return;
+    if (px->s3_check) {
+        s3_op_cancel(px->s3_check);
+        px->s3_check = NULL;
+    }
+    int rc = s3_lifecycle_check(px->s3, c->s3.tempdir, on_lifecycle, px, &px->s3_check);
+    if (rc) {
+        px->s3_check = NULL;
+        px_log(PX_LOG_WARN, "tempdir lifecycle check: cannot start it: %s", px_strerror(rc));
+    }
+}
+
+static void on_iam_closed(void *arg);
+
+/* auth_iam goes last: every S3 client still closing sends through its HTTP client. */
+static void close_iam_if_ready(px_proxy_t *px)
+{
+    if (px->iam_closing && px->s3_closing == 0 && px->iam)
+        auth_iam_close(px->iam, on_iam_closed, px);
+}
+
+static void on_s3_closed(void *arg)
+{
+    px_proxy_t *px = arg;
+    px->s3_closing--;
+    if (px->s3_closing == 0)
+        close_iam_if_ready(px);
+}
+
+/* NULL and "" are the same setting: the key is unset. */
+static bool same_str(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Closes the current client: its operations end (the lifecycle check without a callback). */
+static void s3_retire(px_proxy_t *px)
+{
+    if (px->s3_check) {
+        s3_op_cancel(px->s3_check);
+        px->s3_check = NULL;
+    }
+    if (px->s3) {
+        s3_client_t *s3 = px->s3;
+        px->s3 = NULL;
+        px->s3_closing++;
+        s3_client_close(s3, on_s3_closed, px);
+    }
+}
+
+/* A reload: a new client when the tempdir or its region changed (keys embedded in the URL are
+ * part of the tempdir), and the check again when the tempdir changed or the check was just
+ * turned on. */
+static void s3_reload(px_proxy_t *px, bool tempdir_changed, bool region_changed, bool check_on)
+{
+    const cfg_t *c = px->cfg;
+    bool want = c->s3.tempdir && c->s3.tempdir[0];
+    if (tempdir_changed || region_changed || !want)
+        s3_retire(px);
+    if (want && !px->s3)
+        s3_setup(px, c);
+    if (want && (tempdir_changed || check_on))
+        lifecycle_start(px);
+}
+
+void px__proxy_close_aws(px_proxy_t *px)
+{
+    if (px->iam_closing)
+        return;
+    px->iam_closing = true;
+    if (px->fwd.req) {
+        auth_iam_cancel(px->fwd.req);
+        px->fwd.req = NULL;
+    }
+    s3_retire(px);
+    close_iam_if_ready(px);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -551,14 +692,7 @@ static void check_done(px_proxy_t *px)
         px->janitor_inited = false;
         uv_close((uv_handle_t *)&px->janitor, on_handle_closed_noop);
     }
-    if (px->iam && !px->iam_closing) {
-        px->iam_closing = true;
-        if (px->fwd.req) {
-            auth_iam_cancel(px->fwd.req);
-            px->fwd.req = NULL;
-        }
-        auth_iam_close(px->iam, on_iam_closed, px);
-    }
+    px__proxy_close_aws(px);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -640,7 +774,7 @@ static void reload_work(uv_work_t *req)
     w->rc = build_tls(w->boot, w->cfg, &w->tls, w->err, sizeof(w->err));
     if (w->rc)
         return;
-    w->rc = build_authfile(w->boot, &w->af, w->err, sizeof(w->err));
+    w->rc = build_authfile(w->boot, w->px, &w->af, w->err, sizeof(w->err));
 }
 
 static void reload_done(uv_work_t *req, int status)
@@ -649,6 +783,10 @@ static void reload_done(uv_work_t *req, int status)
     px_proxy_t *px = w->px;
     px->reloading = false;
     if (status == 0 && w->rc == 0 && !px->shutting_down) {
+        const cfg_t *was = px->cfg, *now = w->cfg;
+        bool tempdir_changed = !same_str(was->s3.tempdir, now->s3.tempdir);
+        bool region_changed = !same_str(was->s3.tempdir_region, now->s3.tempdir_region);
+        bool check_on = now->s3.check_lifecycle && !was->s3.check_lifecycle;
         char changed[1024];
         if (cfg_nonreloadable_changes(px->boot, w->cfg, changed, sizeof(changed)))
             px_log(PX_LOG_WARN,
@@ -676,6 +814,7 @@ static void reload_done(uv_work_t *req, int status)
         if (!px->cfg->s3.forward_s3_credentials)
             fwd_clear(px);
         fwd_refresh(px);
+        s3_reload(px, tempdir_changed, region_changed, check_on);
         px_log(PX_LOG_INFO, "configuration reloaded from %s", w->path);
     } else if (!px->shutting_down) {
         px_log(PX_LOG_ERROR, "reload failed, keeping the current configuration: %s",

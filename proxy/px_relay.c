@@ -98,9 +98,15 @@ static relay_result_t inject_s2c(px_client_t *c, const void *p, size_t n)
 static void activate(px_client_t *c, px_server_t *sv)
 {
     uv_timer_stop(&sv->timer); /* connect_timeout covered the login up to here */
+    /* The handshake and login left OpenSSL's record buffers (about 34 KB) behind. Give them
+     * back now rather than after the idle period: a burst of logins then does not hold a set
+     * per session at once, whose holes would keep the heap from shrinking afterwards. The
+     * first query allocates them again, once. */
+    (void)px_sock_trim_idle(&sv->sock, uv_now(c->px->loop), 0);
     px__client_set_state(c, PX_CLIENT_ACTIVE);
     px__server_set_state(sv, PX_SERVER_ACTIVE);
     c->px->stats.logins_ok++;
+    px_proxy_note_login_ok(c->px);
     px_log_ctx(PX_LOG_INFO, c->ctx, "login ok upstream=%s:%d (%s) tls=%s login_ms=%llu", sv->host,
                sv->port, sv->addr_str, sv->sock.tls ? px_tls_version(sv->sock.tls) : "off",
                (unsigned long long)(px_now_mono_ms() - c->started_ms));
@@ -136,9 +142,18 @@ static relay_result_t scan_s2c(px_client_t *c, px_server_t *sv, bool *kick_c2s)
         uint32_t avail = src->end - src->pos;
         px_log_ctx(PX_LOG_TRACE, c->ctx, "s2c type=%c len=%u", f.type >= 32 ? f.type : '?', f.len);
         bool whole = f.type == 'Z' || f.type == 'E' || f.type == 'K';
+        if (f.type == 'G')
+            c->copy_in = true;
         if (!whole || total > cap) {
-            /* Forwarded as it comes; an ErrorResponse too large to hold cannot be one of ours. */
-            src->pos += (uint32_t)f.n;
+            /* Forwarded as it comes; an ErrorResponse too large to hold cannot be one of ours.
+             * A body already in the buffer is passed over at once rather than in a second
+             * framer step (most messages arrive whole: one step each instead of two). */
+            if (avail >= total) {
+                c->s2c.body_left = 0;
+                src->pos += total;
+            } else {
+                src->pos += (uint32_t)f.n;
+            }
             continue;
         }
         /* The proxy looks at this one: it is handled whole, so the framer skips its body. */
@@ -156,6 +171,7 @@ static relay_result_t scan_s2c(px_client_t *c, px_server_t *sv, bool *kick_c2s)
                 px__relay_upstream_lost(c, "server sent a malformed ReadyForQuery");
                 return RELAY_CLOSED;
             }
+            px_proxy_stats_rfq(&c->px->stats, c->txstatus, st);
             c->txstatus = st;
             if (c->state == PX_CLIENT_LOGIN_PARAMS) {
                 activate(c, sv);
@@ -304,6 +320,16 @@ static relay_result_t scan_c2s(px_client_t *c)
                 src->pos += (uint32_t)f.n;
                 continue;
             }
+            if (c->body_mode == PX_BODY_SCAN) {
+                /* Forwarded with the rest at the next flush, once looked at. */
+                bool last = px_framer_at_boundary(&c->c2s);
+                if (!px__icpt_client_scan(c, d + src->pos, f.n))
+                    return RELAY_CLOSED;
+                src->pos += (uint32_t)f.n;
+                if (last)
+                    c->body_mode = PX_BODY_FORWARD;
+                continue;
+            }
             /* A message being collected for rewriting, or discarded: not forwarded. */
             if (!px__relay_flush_c2s(c, &sent))
                 return RELAY_CLOSED;
@@ -340,10 +366,27 @@ static relay_result_t scan_c2s(px_client_t *c)
             c->terminating = true;
             continue;
         case 'S':
+            c->syncs_since_exec++;
+            /* fallthrough */
         case 'F':
             c->rfq_expected++;
             break;
+        case 'E':
+            c->syncs_since_exec = 0;
+            break;
+        case 'c':
+        case 'f':
+            if (c->copy_in) {
+                /* CopyDone/CopyFail: the Syncs since the Execute reached a server in copy-in
+                 * mode, which ignored them. */
+                uint64_t open = c->rfq_expected - c->rfq_seen;
+                c->rfq_expected -= c->syncs_since_exec < open ? c->syncs_since_exec : open;
+                c->syncs_since_exec = 0;
+                c->copy_in = false;
+            }
+            break;
         case 'Q':
+            c->syncs_since_exec = 0;
             c->rfq_expected++;
             /* fallthrough */
         case 'P':
@@ -369,7 +412,13 @@ static relay_result_t scan_c2s(px_client_t *c)
         default:
             break;
         }
-        src->pos += (uint32_t)f.n;
+        if (c->body_mode == PX_BODY_FORWARD && src->end - src->pos >= 1 + f.len) {
+            /* The whole body is here: forward it with the header, without a BODY step. */
+            c->c2s.body_left = 0;
+            src->pos += 1 + f.len;
+        } else {
+            src->pos += (uint32_t)f.n;
+        }
     }
 out:
     if (!px__relay_flush_c2s(c, &sent))

@@ -8,7 +8,9 @@
  * Failures before that point go to the owner once (on_fail) with an SQLSTATE and a sentence the
  * client can read ("certificate verify failed: ...", "timeout expired", upstream's own
  * ErrorResponse). Passwords live only in this object, are wiped when it is freed, and never
- * reach a log line.
+ * reach a log line. SCRAM's PBKDF2, whose iteration count the server picks, runs on the libuv
+ * thread pool so that a slow login never stalls the other sessions; the object then outlives
+ * its own close until the work is back (scram_busy in px_conn.h).
  */
 #include "px_conn.h"
 
@@ -60,6 +62,7 @@ static void try_next_addr(px_server_t *sv);
 static void server_free(px_server_t *sv)
 {
     px_proxy_t *px = sv->px;
+    assert(!sv->scram_busy);
     if (sv->ai)
         uv_freeaddrinfo(sv->ai);
     px_free(sv->user);
@@ -111,7 +114,12 @@ static void begin_close(px_server_t *sv, const char *reason)
                (unsigned long long)sv->sock.bytes_in);
     unlink_client(sv);
     px__server_set_state(sv, PX_SERVER_CLOSING);
-    if (sv->scram) {
+    if (sv->scram_busy) {
+        /* A proof nobody will send: drop the work if no thread has taken it yet. Either way
+         * its callback still comes (UV_ECANCELED or done), and until then the worker owns
+         * sv->scram, so server_free releases it. */
+        (void)uv_cancel((uv_req_t *)&sv->scram_work);
+    } else if (sv->scram) {
         auth_scram_client_free(sv->scram);
         sv->scram = NULL;
     }
@@ -149,7 +157,11 @@ void px__server_terminate(px_server_t *sv, const char *reason)
         !sv->client || (px_framer_at_boundary(&sv->client->c2s) && !sv->client->terminating);
     bool logged_in = sv->state == PX_SERVER_ACTIVE || sv->state == PX_SERVER_LOGIN_PARAMS ||
                      sv->state == PX_SERVER_LOGIN;
-    bool send = boundary && logged_in && sv->sock.inited && !sv->sock.error_reported;
+    /* While our SCRAM proof is being computed the server waits for a SASLResponse: PostgreSQL
+     * reports any other message as a protocol violation in its log, and ends a login quietly
+     * at EOF. */
+    bool send =
+        boundary && logged_in && !sv->scram_busy && sv->sock.inited && !sv->sock.error_reported;
     begin_close(sv, reason);
     if (send) {
         static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
@@ -192,6 +204,7 @@ static void server_fail(px_server_t *sv, int code, const char *sqlstate, const u
                           .be_error_len = be_error_len};
     if (sv->timer_inited)
         uv_timer_stop(&sv->timer);
+    sv->px->stats.tls_handshake_failures += sv->state == PX_SERVER_TLS_HANDSHAKE;
     if (sv->owner && sv->owner->on_fail)
         sv->owner->on_fail(sv, &f);
     px__server_close(sv, msg);
@@ -475,6 +488,65 @@ static int send_auth_msg(px_server_t *sv, uint8_t type, const void *body, size_t
     return rc;
 }
 
+static void on_login_data(px_server_t *sv);
+
+/* ------------------------------------------------------------------------------------------ */
+/* SCRAM's proof on the thread pool. The count of PBKDF2 iterations is the server's choice (up to
+ * AUTH_SCRAM_MAX_ITERATIONS, about 2 s of CPU); on the loop it would stall every session. */
+
+static void scram_work(uv_work_t *w)
+{
+    /* A pool thread. It touches sv->scram and sv->scram_rc only; the loop leaves both alone
+     * while scram_busy, and uv_queue_work orders the memory both ways. */
+    px_server_t *sv = container_of(w, px_server_t, scram_work);
+    sv->scram_rc = auth_scram_client_compute(sv->scram);
+}
+
+static void scram_after_work(uv_work_t *w, int status)
+{
+    px_server_t *sv = container_of(w, px_server_t, scram_work);
+    sv->scram_busy = false;
+    sv->pending_closes--;
+    if (sv->state == PX_SERVER_CLOSING) {
+        /* Closed meanwhile (client gone, connect_timeout, shutdown, the server hung up): the
+         * proof is never sent; the object was only waiting for this callback to be freed. */
+        px_log_ctx(PX_LOG_DEBUG, sv->ctx, "upstream scram proof discarded%s: connection closed",
+                   status == UV_ECANCELED ? " before it was computed" : "");
+        maybe_free(sv);
+        return;
+    }
+    assert(sv->state == PX_SERVER_LOGIN);
+    int rc = status ? status : sv->scram_rc;
+    px_log_ctx(PX_LOG_DEBUG, sv->ctx, "upstream scram proof computed iterations=%d ms=%llu",
+               auth_scram_client_iterations(sv->scram),
+               (unsigned long long)(uv_now(sv->px->loop) - sv->scram_t0_ms));
+    px_dbuf_t out;
+    px_dbuf_init(&out, PX_MSG_SMALL_LIMIT * 8);
+    if (rc == 0)
+        rc = auth_scram_client_final(sv->scram, &out);
+    if (rc == 0)
+        rc = out.failed ? UV_ENOMEM : send_auth_msg(sv, 'p', out.data, out.len);
+    px_dbuf_free_secret(&out);
+    if (rc) {
+        server_fail(sv, rc, rc == UV_ENOMEM ? "53200" : "08001", NULL, 0,
+                    "authentication with the server failed: %s", px_strerror(rc));
+        return;
+    }
+    /* Whatever the server sent meanwhile (normally nothing) waited in the read buffer. */
+    on_login_data(sv);
+}
+
+static int scram_work_start(px_server_t *sv)
+{
+    int rc = uv_queue_work(sv->px->loop, &sv->scram_work, scram_work, scram_after_work);
+    if (rc)
+        return rc;
+    sv->scram_busy = true;
+    sv->pending_closes++; /* the request: the object must outlive it */
+    sv->scram_t0_ms = uv_now(sv->px->loop);
+    return 0;
+}
+
 /* Handles one AuthenticationRequest. Returns false when the server was failed. */
 static bool on_auth_request(px_server_t *sv, const uint8_t *body, size_t n)
 {
@@ -546,9 +618,11 @@ static bool on_auth_request(px_server_t *sv, const uint8_t *body, size_t n)
             rc = AUTH_E_PROTO;
             break;
         }
-        rc = auth_scram_client_continue(sv->scram, pl, plen, &out);
+        /* Checked here, so a malformed server-first fails at once; the PBKDF2 and the answer
+         * follow from the thread pool (scram_after_work). */
+        rc = auth_scram_client_prepare(sv->scram, pl, plen);
         if (rc == 0)
-            rc = out.failed ? UV_ENOMEM : send_auth_msg(sv, 'p', out.data, out.len);
+            rc = scram_work_start(sv);
         break;
     case AUTH_REQ_SASL_FINAL:
         if (!sv->scram || sv->sasl_done) {
@@ -636,13 +710,75 @@ static bool on_check_params(px_server_t *sv, uint8_t type, const uint8_t *m, uin
     }
 }
 
-/* Login phase: whole messages only (all small); the relay takes over at AuthenticationOk. */
+/* AuthenticationOk: what only the login needed goes, so a session idle for hours holds neither
+ * the secret nor memory it will not use again (the SCRAM state, the startup packet, the address
+ * list; every cancel goes to sv->addr). */
+static void drop_login_state(px_server_t *sv)
+{
+    assert(!sv->scram_busy);
+    if (sv->scram) {
+        auth_scram_client_free(sv->scram);
+        sv->scram = NULL;
+    }
+    px_dbuf_free_secret(&sv->out);
+    px_free_secret(sv->password);
+    sv->password = NULL;
+    if (sv->ai) {
+        uv_freeaddrinfo(sv->ai);
+        sv->ai = sv->ai_next = NULL;
+    }
+}
+
+/* Upstream refused the login with an ErrorResponse (m: the whole message, 1 + len bytes): the
+ * owner forwards it to the client as it is. */
+static void fail_with_server_error(px_server_t *sv, const uint8_t *m, uint32_t len)
+{
+    px_be_error_t e;
+    if (!px_msg_be_parse_error(m + PX_MSG_HDR, len - 4, &e)) {
+        server_fail(sv, PX_E_PROTO, "08001", NULL, 0,
+                    "malformed error response from server during login");
+        return;
+    }
+    px_log_ctx(PX_LOG_DEBUG, sv->ctx, "upstream refused login sqlstate=%s message=\"%s\"",
+               e.sqlstate ? e.sqlstate : "?", e.message ? e.message : "");
+    server_fail(sv, AUTH_E_FAILED, e.sqlstate ? e.sqlstate : "28000", m, 1 + len, "%s",
+                e.message ? e.message : "login refused by the server");
+}
+
+/* The server hung up while our SCRAM proof was being computed, leaving its last messages
+ * unparsed. When it said why first (PostgreSQL's authentication_timeout or a shutdown send
+ * a FATAL ErrorResponse, maybe after notices), the client gets that rather than "server
+ * closed the connection". Returns true when it failed the server. */
+static bool fail_with_buffered_error(px_server_t *sv)
+{
+    const px_sock_t *s = &sv->sock;
+    const uint8_t *d = px_sock_data(s);
+    uint32_t pos = s->pos;
+    while (d && s->end - pos >= PX_MSG_HDR) {
+        const uint8_t *m = d + pos;
+        uint32_t len = px_get_u32(m + 1);
+        if (len < 4 || len > s->end - pos - 1)
+            return false;
+        if (m[0] == 'E') {
+            fail_with_server_error(sv, m, len);
+            return true;
+        }
+        if (m[0] != 'N')
+            return false;
+        pos += 1 + len;
+    }
+    return false;
+}
+
+/* Login phase: whole messages only (all small); the relay takes over at AuthenticationOk. While
+ * the SCRAM proof is computed nothing is parsed (the server has no reason to speak before our
+ * answer); reading goes on so that a close is noticed, within the buffer's bound. */
 static void on_login_data(px_server_t *sv)
 {
     px_sock_t *s = &sv->sock;
     for (;;) {
         while ((sv->state == PX_SERVER_LOGIN || sv->state == PX_SERVER_LOGIN_PARAMS) &&
-               px_sock_unread(s) >= PX_MSG_HDR) {
+               !sv->scram_busy && px_sock_unread(s) >= PX_MSG_HDR) {
             const uint8_t *m = px_sock_data(s) + s->pos;
             uint8_t type = m[0];
             uint32_t len = px_get_u32(m + 1);
@@ -668,6 +804,7 @@ static void on_login_data(px_server_t *sv)
                 s->pos += 1 + len;
                 if (px_get_u32(body) == AUTH_REQ_OK) {
                     px_sock_consumed(s);
+                    drop_login_state(sv);
                     px__server_set_state(sv, PX_SERVER_LOGIN_PARAMS);
                     if (sv->purpose == PX_SERVER_FOR_CHECK)
                         continue; /* the verdict comes with ReadyForQuery */
@@ -681,20 +818,9 @@ static void on_login_data(px_server_t *sv)
                     return;
                 }
                 continue;
-            case 'E': {
-                px_be_error_t e;
-                if (!px_msg_be_parse_error(body, blen, &e)) {
-                    server_fail(sv, PX_E_PROTO, "08001", NULL, 0,
-                                "malformed error response from server during login");
-                    return;
-                }
-                px_log_ctx(PX_LOG_DEBUG, sv->ctx,
-                           "upstream refused login sqlstate=%s message=\"%s\"",
-                           e.sqlstate ? e.sqlstate : "?", e.message ? e.message : "");
-                server_fail(sv, AUTH_E_FAILED, e.sqlstate ? e.sqlstate : "28000", m, 1 + len, "%s",
-                            e.message ? e.message : "login refused by the server");
+            case 'E':
+                fail_with_server_error(sv, m, len);
                 return;
-            }
             case 'N': /* a notice before login completes: nobody to show it to */
             case 'v': /* NegotiateProtocolVersion: we ask for 3.0 without options */
                 s->pos += 1 + len;
@@ -713,6 +839,8 @@ static void on_login_data(px_server_t *sv)
         if (n > 0)
             continue;
         if (n < 0) {
+            if (sv->scram_busy && fail_with_buffered_error(sv))
+                return;
             server_fail(sv, n, "08001", NULL, 0, "connection to server lost during login: %s",
                         n == UV_EOF ? "server closed the connection"
                                     : (s->tls ? px_tls_errmsg(s->tls) : px_strerror(n)));
@@ -762,6 +890,8 @@ static void server_sock_cb(px_sock_t *s, px_sock_ev_t ev, int status)
         return;
     case PX_EV_EOF:
     case PX_EV_ERROR: {
+        if (sv->scram_busy && fail_with_buffered_error(sv))
+            return;
         const char *why;
         if (s->tls && px_tls_errcode(s->tls))
             why = px_tls_errmsg(s->tls);

@@ -18,9 +18,10 @@ packages=(
     libexpat1-dev zlib1g-dev
     # PostgreSQL stand-in, its clients (psql, pgbench) and the performance anchor
     postgresql postgresql-contrib postgresql-client pgbouncer
-    # integration tests: pytest and the Python clients
+    # integration tests: pytest, the Python clients, a Prometheus text parser for /metrics
     python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-psycopg
     python3-psycopg2 python3-botocore python3-boto3 python3-cryptography python3-yaml
+    python3-prometheus-client
     # pgjdbc and a JDK to compile the small Java client at test time
     default-jdk-headless libpostgresql-jdbc-java
     # tools the harness, the gateway script and the stand-ins call

@@ -533,8 +533,14 @@ The S3 objects (boto3 with the same profile; \`. $STATE/aws.env\` sets it up for
     $STATE/s3 cat s3://$BUCKET/tmp/exports/cities_0000_part_00
 
 Logs of the stand-ins: $STATE/logs. Ctrl-C stops rsproxy and the stand-ins and removes $STATE.
-
 EOF
+if [ "$ADMIN_PORT" != 0 ]; then
+    cat >&2 <<EOF
+Health and metrics: curl -s localhost:$ADMIN_PORT/readiness
+                    curl -s localhost:$ADMIN_PORT/metrics | grep -v '^#'
+EOF
+fi
+echo >&2
 
 # Wait for rsproxy or any stand-in to end; a trapped signal interrupts the wait and exits
 # through cleanup.

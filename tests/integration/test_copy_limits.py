@@ -9,6 +9,7 @@ in Redshift's words.
 
 import os
 import re
+import time
 
 import psycopg
 import pytest
@@ -104,6 +105,31 @@ def test_forward_temporary_keys_from_an_assumed_role(cx):
     assert_not_logged(cx, p, doc["secret"], doc["session_token"])
 
 
+def test_forward_short_lived_keys_are_renewed_quietly(cx):
+    """Temporary keys with 10 minutes left are inside rsproxy's 15-minute renewal window from
+    the start: it keeps asking the chain, which answers from its cache while it renews in the
+    background (at most every 30 s). Those repeated answers carry the keys rsproxy holds and
+    must not each log a line (once a second, before this was fixed); COPY works meanwhile."""
+    cx.stack.aws.patch_world({"lifetimes": {"sts": 600}})
+    try:
+        p = cx.proxy(s3=FORWARD, aws_keys=False, start=False, env={"AWS_PROFILE": "app"})
+        with open(os.path.join(p.aws_dir, "credentials"), "w") as f:
+            f.write(f"[base]\naws_access_key_id = {PROXY_KEY}\n"
+                    f"aws_secret_access_key = {secret_of(cx.stack.world, PROXY_KEY)}\n")
+        with open(os.path.join(p.aws_dir, "config"), "w") as f:
+            f.write(f"[profile app]\nrole_arn = {APP_ROLE}\nsource_profile = base\n"
+                    "role_session_name = rsproxy-short\n")
+        cx.start(p)
+        p.wait_for_log(r"forward_s3_credentials: AWS credentials ready", timeout=30)
+        time.sleep(6)
+        ready = re.findall(r"forward_s3_credentials: AWS credentials ready", p.log_text())
+        assert 1 <= len(ready) <= 2, p.log_tail()
+        doc = cx.stack.aws.key(forward_checks(cx, p))
+        assert doc["role_arn"] == APP_ROLE, doc
+    finally:
+        cx.stack.aws.patch_world({"lifetimes": {"sts": None}})
+
+
 def test_forward_refuses_what_keys_cannot_do(cx):
     p = cx.proxy(s3=FORWARD)
     p.wait_for_log(r"forward_s3_credentials: AWS credentials ready", timeout=30)
@@ -190,6 +216,40 @@ def test_statement_over_max_statement_size_is_refused(cx):
     assert cx.rs_log().count("COPY ") == 1
 
 
+def test_large_query_under_a_policy(cx):
+    """Under a policy (allowed_iam_roles), a Query over max_statement_size whose first keyword
+    is not COPY or UNLOAD cannot be held whole. Its first max_statement_size bytes decide:
+    without "copy" or "unload" in them it streams on (a bulk INSERT works), with them it is
+    refused like any statement over the limit and the session goes on. If the words show up
+    only further in, part of the Query is already with Redshift: the session ends with 54000
+    and Redshift never gets the end of the message, so nothing of it runs."""
+    policy = {"aws_iam_role": ROLE, "tempdir": TEMPDIR, "allowed_iam_roles": OTHER_ROLE}
+    p = cx.proxy(s3=policy, proxy={"max_statement_size": "65536"})
+    rows = ",".join(f"({i}, 'r{i}', '{'z' * 40}')" for i in range(4000))
+    assert len(rows) > 3 * 65536
+    with connect(p) as c:
+        c.execute(f"INSERT INTO t VALUES {rows}")
+        assert c.execute("SELECT count(*) FROM t").fetchone() == (4000,)
+        e = fails(c, f"INSERT INTO t VALUES (0, 'copy', 'x'), {rows}")
+        assert e.sqlstate == "54000" and "max_statement_size is 65536" in str(e), e
+        assert c.execute("SELECT count(*) FROM t").fetchone() == (4000,)
+        # rsproxy answers with 54000 and closes while psycopg is still sending the rest, so
+        # libpq reports the message ("consuming input failed: ...") without its SQLSTATE.
+        e = fails(c, f"INSERT INTO t VALUES {rows}, (0, 'Copy', 'x')")
+        assert "statement too large for rsproxy to check" in str(e), e
+        assert "the session is closed and nothing of the Query ran" in str(e), e
+        assert e.sqlstate in ("54000", None), e
+        assert c.broken or c.closed
+    # A COPY hidden behind 100 KB of other statement, with a role the policy refuses.
+    with connect(p) as c:
+        e = fails(c, f"SELECT length('{'x' * 100_000}'); "
+                     f"COPY t FROM 'in/data.csv' IAM_ROLE '{APP_ROLE}' CSV")
+        assert "the session is closed and nothing of the Query ran" in str(e), e
+    with connect(p) as c:
+        assert c.execute("SELECT count(*) FROM t").fetchone() == (4000,)
+    assert "COPY " not in cx.rs_log()
+
+
 def test_parse_over_max_statement_size_is_refused(cx):
     """The same refusal for a Parse message (psycopg prepare=True): 54000, and the session
     and the named statement's absence behave as after a failed Parse."""
@@ -236,16 +296,18 @@ def test_large_multi_statement_query(cx):
 
 def test_policy_keys_and_queries_over_max_statement_size(cx):
     """With a policy key set, a simple Query larger than max_statement_size cannot be checked
-    whole (a COPY could follow the first statement), so it is refused with 54000 whatever it
-    starts with; a Parse holds one statement and is judged by its first keyword, so a large
-    SELECT still passes there. Without policy keys both pass (see above)."""
+    whole (a COPY could follow the first statement): one that does not start with COPY or
+    UNLOAD passes when "copy" and "unload" are nowhere in it (see test_large_query_under_a_policy
+    for when they are); one that starts with COPY is refused. A Parse holds one statement and is
+    judged by its first keyword, so a large SELECT passes there in any case."""
     policy = {"aws_iam_role": ROLE, "tempdir": TEMPDIR, "allow_client_credentials": False}
     p = cx.proxy(s3=policy, proxy={"max_statement_size": "65536"})
     text = "x" * 100_000
     with connect(p) as c:
-        e = fails(c, f"SELECT length('{text}')")
-        assert e.sqlstate == "54000" and "max_statement_size is 65536" in str(e), e
+        assert c.execute(f"SELECT length('{text}')").fetchone() == (100_000,)
         assert c.execute(f"SELECT length('{text}')", prepare=True).fetchone() == (100_000,)
+        e = fails(c, f"COPY t FROM 'in/data.csv' /* {text} */ CSV")
+        assert e.sqlstate == "54000" and "max_statement_size is 65536" in str(e), e
         assert c.execute("SELECT 1").fetchone() == (1,)
 
 

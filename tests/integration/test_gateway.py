@@ -237,7 +237,8 @@ def psql(dsn, *sql, timeout=60):
 
 @pytest.mark.timeout(180)
 def test_local_gateway_end_to_end(gateway_factory, slow):
-    g = gateway_factory().start()
+    admin_port = free_port()
+    g = gateway_factory(env={"RSPROXY_GATEWAY_ADMIN_PORT": str(admin_port)}).start()
     took = g.wait_ready(60 * slow)
     # "Start-up should take seconds, not minutes" (about 3 s on the 2-core test machines).
     assert took < 30 * slow, f"the gateway took {took:.1f} s to start\n{g.output}"
@@ -286,6 +287,16 @@ def test_local_gateway_end_to_end(gateway_factory, slow):
     rules = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert any(ru["Status"] == "Enabled" and ru.get("Filter", {}).get("Prefix") == "tmp/"
                for ru in rules), rules
+
+    # The health and metrics lines as printed: ready, and the logins above are counted.
+    health = [l.split(":", 1)[1].strip() if l.startswith("Health") else l.strip()
+              for l in g.output.splitlines() if f"localhost:{admin_port}/" in l]
+    assert len(health) == 2 and health[0].endswith("/readiness"), g.output
+    r = subprocess.run(["bash", "-c", health[0]], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"status": "ready"}, r
+    r = subprocess.run(["bash", "-c", health[1]], capture_output=True, text=True, timeout=30)
+    logins = re.search(r"(?m)^rsproxy_upstream_logins_total (\d+)", r.stdout)
+    assert r.returncode == 0 and logins and int(logins.group(1)) >= 3, r.stdout
 
     # The S3 commands as printed.
     cmds = g.block("The S3 objects")

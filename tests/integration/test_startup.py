@@ -4,6 +4,7 @@ options reported with NegotiateProtocolVersion, startup parameters relayed, max_
 and the configuration checks that keep trust on loopback."""
 
 import os
+import signal
 import socket
 import struct
 import threading
@@ -168,6 +169,24 @@ def test_several_listen_addresses(proxy_factory):
             assert c.execute("SELECT 1").fetchone()[0] == 1
 
 
+@pytest.mark.parametrize("addr", ["localhost", "*"])
+def test_listen_addr_by_host_name_and_wildcard(proxy_factory, addr):
+    """A host name binds every address it resolves to, "*" every interface (IPv4 and, where
+    the host has it, IPv6), all on the one port."""
+    extra = {"allow_remote_trust": "true"} if addr == "*" else {}
+    p = proxy_factory({"proxy": {"listen_addr": addr, **extra}})
+    if addr == "localhost":
+        hosts = sorted({ai[4][0] for ai in socket.getaddrinfo("localhost", None,
+                                                             type=socket.SOCK_STREAM)})
+    else:
+        hosts = ["127.0.0.1"]
+        if socket.has_ipv6 and os.path.exists("/proc/net/if_inet6"):
+            hosts.append("::1")
+    for host in hosts:
+        with psycopg.connect(p.dsn(host=host)) as c:
+            assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
 def test_unix_socket(proxy_factory, workdir):
     sockdir = os.path.join(workdir, "proxy-sock")
     os.makedirs(sockdir, exist_ok=True)
@@ -263,6 +282,35 @@ def test_restart_with_a_session_open(proxy):
         assert proxy.restart() == 0
     finally:
         c.close()
+    wirecheck.still_serves(proxy)
+
+
+def test_drain_closes_a_session_idle_after_an_extended_copy_in(proxy):
+    """libpq's extended-protocol COPY FROM STDIN (PQexecParams, then PQputCopyEnd) sends a
+    Sync after the Execute, which the server ignores in copy-in mode, and another after
+    CopyDone: two Syncs, one ReadyForQuery. The session is idle afterwards, so SIGTERM's drain
+    closes it at once with 57P01 like any idle session, instead of waiting out the drain
+    timeout (30 s) for an answer that never comes."""
+    c = wirecheck.login_ok(proxy.host, proxy.port)
+    try:
+        rows, _, errors = c.simple_query("CREATE TEMP TABLE xcopy (a int)")
+        assert not errors, errors
+        c.send(pgwire.parse("", "COPY xcopy FROM STDIN") + pgwire.bind("", "")
+               + pgwire.describe(b"P", "") + pgwire.execute() + pgwire.sync())
+        got = [m.type for m in c.read_until({b"G"})]
+        assert got == [b"1", b"2", b"n", b"G"], got
+        c.send(pgwire.msg(b"d", b"1\n2\n") + pgwire.msg(b"c") + pgwire.sync())
+        got = [m.type for m in c.read_until({b"Z"})]
+        assert got == [b"C", b"Z"], got
+        rows, _, errors = c.simple_query("SELECT count(*) FROM xcopy")
+        assert rows == [["2"]] and not errors, (rows, errors)
+        proxy.signal(signal.SIGTERM)
+        kind, fields = wirecheck.error_or_close(c, timeout=10)
+        assert kind == "error" and fields["C"] == "57P01", (kind, fields)
+    finally:
+        c.close()
+    assert proxy.proc.wait(30) == 0  # drained: exits by itself
+    proxy.restart()
     wirecheck.still_serves(proxy)
 
 
