@@ -2,7 +2,7 @@
  * /metrics rendering in Prometheus text format 0.0.4 (see px_admin_prom.h). The writer checks
  * names and escapes label values and HELP text; the renderer maps px_proxy_stats_t and the
  * admin endpoint's own counters onto stable metric names, documented in
- * tests/README-draft-admin.md.
+ * README.md ("Health checks and metrics").
  *
  * Naming follows Prometheus' conventions: an `rsproxy_` prefix, `_total` on counters, base
  * units (`_bytes`, `_seconds`), and one family per quantity with labels for its parts (state,

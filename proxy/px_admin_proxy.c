@@ -3,7 +3,7 @@
  * rsproxy, the snapshot /metrics renders, the health bookkeeping behind the px_proxy_note_*
  * hooks, and the endpoint's lifetime next to the proxy's.
  *
- * Probe semantics (also in tests/README-draft-admin.md):
+ * Probe semantics (also in README.md, "Health checks and metrics"):
  *   /liveness   200 whenever the event loop answers at all.
  *   /startup    200 once the listeners are bound and, in IAM mode, the AWS credential chain
  *               has produced keys once or failed. A failure still counts as "started": it is
