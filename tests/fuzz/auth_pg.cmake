@@ -4,3 +4,5 @@
 px_add_fuzz_target(scram_server SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_scram_server.c LIBS rs_auth)
 px_add_fuzz_target(scram_client SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_scram_client.c LIBS rs_auth)
 px_add_fuzz_target(digest SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_digest.c LIBS rs_auth)
+# server-first through the parsing step alone: any iteration count (no PBKDF2 is run).
+px_add_fuzz_target(scram_prepare SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_scram_prepare.c LIBS rs_auth)
