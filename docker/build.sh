@@ -59,8 +59,10 @@ for lib in $(objdump -p "$bin" | awk '/NEEDED/ {print $2}'); do
     case "$lib" in
     libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | ld-linux*) continue ;; # libc6, always there
     esac
-    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|aarch64|64bit/ {print $NF; exit}')
-    [ -n "$path" ] || path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+    # awk reads to the end (no early exit): ldconfig killed by SIGPIPE would fail the pipeline
+    # under pipefail, now and then, depending on timing.
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|aarch64|64bit/ && !p {p = $NF} END {print p}')
+    [ -n "$path" ] || path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !p {p = $NF} END {print p}')
     # dpkg records some libraries under /lib and others under /usr/lib (merged /usr): try
     # the path as found, its target, and both spellings.
     real=$(readlink -f "$path")
