@@ -429,20 +429,16 @@ void s3__op_done(s3_op_t *op)
 
 void s3__op_abandon(s3_op_t *op)
 {
-    s3_client_t *c = op->client;
     s3__op_detach(op);
-    s3__op_free(op);
-    s3__client_maybe_finish(c);
+    s3__op_done(op);
 }
 
 void s3__op_fail_now(s3_op_t *op, const s3_error_t *err)
 {
-    s3_client_t *c = op->client;
     s3__op_detach(op);
     if (!op->canceled && op->on_fail)
         op->on_fail(op, err);
-    s3__op_free(op);
-    s3__client_maybe_finish(c);
+    s3__op_done(op);
 }
 
 void s3__op_fail_later(s3_op_t *op, const s3_error_t *err)
@@ -466,8 +462,7 @@ bool s3__op_after_user(s3_op_t *op)
     s3_client_t *c = op->client;
     op->in_user = false;
     if (op->canceled) {
-        s3__op_free(op);
-        s3__client_maybe_finish(c);
+        s3__op_done(op);
         return true;
     }
     if (op->close_pending || c->closing) {
@@ -618,8 +613,7 @@ static void hash_after_cb(uv_work_t *w, int status)
     op->in_work = false;
     c->nwork--;
     if (op->canceled) {
-        s3__op_free(op);
-        s3__client_maybe_finish(c);
+        s3__op_done(op);
         return;
     }
     s3_error_t e;

@@ -66,11 +66,9 @@ static void put_resp(s3_op_t *op, const s3_error_t *err, const auth_http_resp_t 
         return;
     }
     const char *etag = auth_http_resp_header(resp, "ETag");
-    s3_client_t *c = op->client;
     s3__op_detach(op);
     op->cb.put(etag ? etag : "", NULL, op->arg);
-    s3__op_free(op);
-    s3__client_maybe_finish(c);
+    s3__op_done(op);
 }
 
 int s3_put_object(s3_client_t *c, const char *bucket, const char *key, const uint8_t *body,
@@ -126,11 +124,9 @@ static void head_resp(s3_op_t *op, const s3_error_t *err, const auth_http_resp_t
     int64_t ms;
     if (v && auth_time_parse_http_date(v, strlen(v), &ms) == 0)
         h.last_modified_ms = ms;
-    s3_client_t *c = op->client;
     s3__op_detach(op);
     op->cb.head(&h, NULL, op->arg);
-    s3__op_free(op);
-    s3__client_maybe_finish(c);
+    s3__op_done(op);
 }
 
 int s3_head_object(s3_client_t *c, const char *bucket, const char *key, s3_head_cb cb, void *arg,
@@ -167,11 +163,9 @@ static void delete_resp(s3_op_t *op, const s3_error_t *err, const auth_http_resp
         s3__op_fail_now(op, err);
         return;
     }
-    s3_client_t *c = op->client;
     s3__op_detach(op);
     op->cb.done(NULL, op->arg);
-    s3__op_free(op);
-    s3__client_maybe_finish(c);
+    s3__op_done(op);
 }
 
 int s3_delete_object(s3_client_t *c, const char *bucket, const char *key, s3_done_cb cb, void *arg,
@@ -216,12 +210,10 @@ static void list_resp(s3_op_t *op, const s3_error_t *err, const auth_http_resp_t
         s3__op_fail_now(op, &e);
         return;
     }
-    s3_client_t *c = op->client;
     s3__op_detach(op);
     op->cb.list(&page, NULL, op->arg);
     s3_list_page_free(&page);
-    s3__op_free(op);
-    s3__client_maybe_finish(c);
+    s3__op_done(op);
 }
 
 int s3__list_query(s3_op_t *op, const s3_list_opts_t *lo)
@@ -336,12 +328,10 @@ static void delobjs_resp(s3_op_t *op, const s3_error_t *err, const auth_http_res
         s3__op_fail_now(op, &e);
         return;
     }
-    s3_client_t *c = op->client;
     s3__op_detach(op);
     op->cb.delete_objects(&res, NULL, op->arg);
     s3_delete_result_free(&res);
-    s3__op_free(op);
-    s3__client_maybe_finish(c);
+    s3__op_done(op);
 }
 
 int s3_delete_objects(s3_client_t *c, const char *bucket, const char *const *keys, size_t n,
@@ -375,13 +365,11 @@ static void lifecycle_fail(s3_op_t *op, const s3_error_t *err)
 
 static void lifecycle_resp(s3_op_t *op, const s3_error_t *err, const auth_http_resp_t *resp)
 {
-    s3_client_t *c = op->client;
     if (err && strcmp(err->s3_code, "NoSuchLifecycleConfiguration") == 0) {
         /* Reference §8.5: no configuration at all means no rules. */
         s3__op_detach(op);
         op->cb.lifecycle(NULL, NULL, op->arg);
-        s3__op_free(op);
-        s3__client_maybe_finish(c);
+        s3__op_done(op);
         return;
     }
     if (err) {
@@ -400,8 +388,7 @@ static void lifecycle_resp(s3_op_t *op, const s3_error_t *err, const auth_http_r
     s3__op_detach(op);
     op->cb.lifecycle(&lc, NULL, op->arg);
     s3_lifecycle_free(&lc);
-    s3__op_free(op);
-    s3__client_maybe_finish(c);
+    s3__op_done(op);
 }
 
 int s3_get_bucket_lifecycle(s3_client_t *c, const char *bucket, s3_lifecycle_get_cb cb, void *arg,
