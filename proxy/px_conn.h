@@ -92,6 +92,7 @@ struct px_client {
     px_body_mode_t body_mode;
     px_icpt_t *icpt;  /* owned; NULL when COPY/UNLOAD rewriting is off */
     bool terminating; /* Terminate forwarded: close both once the server has it */
+    bool c2s_cut;     /* the server has part of a message it must never see end: no Terminate */
 
     /* Transaction tracking from the server stream: ReadyForQuery counts against Query, Sync and
      * FunctionCall sent. */

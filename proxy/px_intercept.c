@@ -435,14 +435,13 @@ static void acc_release(px_icpt_t *ic)
 /*
  * A Query streamed under a policy has shown "copy" or "unload" after its first max_stmt bytes,
  * which are already with the server: it can be neither checked nor refused any more. The server
- * must never see the message end, so the session ends here: the framer stays mid-message (no
- * Terminate follows, px__server_terminate) and both connections close. PostgreSQL drops a
- * message cut short by EOF, so nothing of the Query runs.
+ * must never see the message end, so the session ends here: c2s_cut keeps px__server_terminate
+ * from sending a Terminate (which could complete the message), and both connections close.
+ * PostgreSQL drops a message cut short by EOF, so nothing of the Query runs.
  */
 static bool stream_abort(px_client_t *c)
 {
-    if (c->c2s.body_left == 0)
-        c->c2s.body_left = 1;
+    c->c2s_cut = true;
     c->px->stats.statements_refused++;
     char msg[256];
     snprintf(msg, sizeof(msg),

@@ -153,8 +153,8 @@ void px__server_terminate(px_server_t *sv, const char *reason)
     /* Terminate only between messages: in the middle of a message the server would read it as
      * payload. A session that never finished logging in gets no Terminate either, nor one whose
      * client already sent its own. */
-    bool boundary =
-        !sv->client || (px_framer_at_boundary(&sv->client->c2s) && !sv->client->terminating);
+    bool boundary = !sv->client || (px_framer_at_boundary(&sv->client->c2s) &&
+                                    !sv->client->terminating && !sv->client->c2s_cut);
     bool logged_in = sv->state == PX_SERVER_ACTIVE || sv->state == PX_SERVER_LOGIN_PARAMS ||
                      sv->state == PX_SERVER_LOGIN;
     /* While our SCRAM proof is being computed the server waits for a SASLResponse: PostgreSQL
