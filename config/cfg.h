@@ -34,6 +34,11 @@ typedef enum cfg_sslmode {
     CFG_SSLMODE_DISABLE,
 } cfg_sslmode_t;
 
+typedef enum cfg_pool_mode {
+    CFG_POOL_NONE = 0, /* every client session opens and closes its own upstream session */
+    CFG_POOL_SESSION,  /* a finished session's upstream connection is reset and reused */
+} cfg_pool_mode_t;
+
 /* A comma-separated value split into trimmed, non-empty items. */
 typedef struct cfg_strlist {
     char **items; /* owned by the snapshot */
@@ -92,6 +97,13 @@ struct cfg {
         cfg_strlist_t allowed_iam_roles; /* empty = any role a client writes is allowed */
         bool allow_client_credentials;
     } s3;
+    struct {
+        cfg_pool_mode_t mode;
+        char *server_reset_query;
+        int server_idle_timeout; /* seconds an unused upstream session is kept */
+        int server_lifetime;     /* seconds after which an upstream session is not reused */
+        int max_idle_servers;    /* idle upstream sessions kept at most (all pools) */
+    } pool;
 
     /* private */
     char *_path; /* file the snapshot came from; NULL when loaded from text */

@@ -19,6 +19,7 @@
 static const char *const client_auth_names[] = {"trust", "scram-sha-256", NULL};
 static const char *const upstream_auth_names[] = {"iam", "password", NULL};
 static const char *const sslmode_names[] = {"verify-full", "verify-ca", "require", "disable", NULL};
+static const char *const pool_mode_names[] = {"none", "session", NULL};
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 
@@ -31,6 +32,7 @@ static_assert(PX_LOG_JSON == 1, "log_format_names order");
 static_assert(sizeof(cfg_client_auth_t) == sizeof(int), "enum size");
 static_assert(sizeof(cfg_upstream_auth_t) == sizeof(int), "enum size");
 static_assert(sizeof(cfg_sslmode_t) == sizeof(int), "enum size");
+static_assert(sizeof(cfg_pool_mode_t) == sizeof(int), "enum size");
 
 #define OFF(field) offsetof(cfg_t, field)
 #define RELOAD     true
@@ -189,14 +191,35 @@ static const cfg_key_t keys[] = {
     BOOL("s3", "allow_client_credentials", s3.allow_client_credentials, "true", RELOAD,
          "Let COPY and UNLOAD statements carry their own ACCESS_KEY_ID / SECRET_ACCESS_KEY or "
          "CREDENTIALS; false refuses such statements."),
+
+    /* [pool] */
+    ENUM("pool", "pool_mode", pool.mode, "none", RELOAD, pool_mode_names,
+         "none: every client session opens its own Redshift session and closes it at the end. "
+         "session: when a client leaves between transactions, its Redshift session is reset "
+         "with server_reset_query and kept for the next client whose startup packet is the same "
+         "(user, database and every parameter), which then skips the IAM call, TLS and login."),
+    STR("pool", "server_reset_query", pool.server_reset_query, "DISCARD ALL", RELOAD,
+        "Statement run on an upstream session before it is reused. Redshift has no DISCARD: "
+        "use RESET ALL there, and only with clients that leave no prepared statements, temporary "
+        "tables or cursors behind. A session whose reset fails is closed, never reused. Empty: "
+        "reused without a reset."),
+    INT("pool", "server_idle_timeout", pool.server_idle_timeout, "600", RELOAD, 1, 86400,
+        "Seconds an unused upstream session is kept in the pool before it is closed."),
+    INT("pool", "server_lifetime", pool.server_lifetime, "3600", RELOAD, 1, 604800,
+        "Seconds after its login when an upstream session is no longer reused: it is closed "
+        "when its client leaves."),
+    INT("pool", "max_idle_servers", pool.max_idle_servers, "100", RELOAD, 0, 100000,
+        "Unused upstream sessions kept at most, all users and databases together; the longest "
+        "idle goes first. 0 keeps none."),
 };
 
-static const char *const sections[] = {"proxy", "upstream", "iam", "s3"};
+static const char *const sections[] = {"proxy", "upstream", "iam", "s3", "pool"};
 static const char *const section_docs[] = {
     "Where rsproxy listens for clients, how they authenticate, the admin endpoint and logging.",
     "How rsproxy connects and logs in to Redshift.",
     "Temporary database credentials from AWS IAM, used when upstream.auth = iam.",
     "COPY and UNLOAD rewriting, and the COPY FROM STDIN / TO STDOUT emulation staged in S3.",
+    "Reuse of upstream sessions between clients (session pooling).",
 };
 static_assert(PX_ARRAY_SIZE(sections) == PX_ARRAY_SIZE(section_docs), "section docs");
 

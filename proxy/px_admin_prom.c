@@ -226,6 +226,16 @@ void px_admin_metrics_render(px_dbuf_t *b, const px_admin_metrics_t *m)
         "Upstream connections now, including those opened to forward a cancel.", s->servers);
     one(b, "rsproxy_upstream_logins_total", PX_PROM_COUNTER,
         "Upstream logins that reached ReadyForQuery.", s->logins_ok);
+    one(b, "rsproxy_pool_idle_servers", PX_PROM_GAUGE,
+        "Upstream sessions waiting in the pool for a client ([pool] pool_mode = session).",
+        s->pool_idle);
+    one(b, "rsproxy_pool_reused_total", PX_PROM_COUNTER,
+        "Client sessions that got a pooled upstream session instead of a new login.",
+        s->pool_reused);
+    one(b, "rsproxy_pool_reset_failures_total", PX_PROM_COUNTER,
+        "Upstream sessions closed instead of pooled because server_reset_query failed or "
+        "timed out.",
+        s->pool_resets_failed);
     px_prom_family(b, "rsproxy_upstream_login_failures_total", PX_PROM_COUNTER,
                    "Upstream logins that failed, by reason: iam, dns, network, timeout, tls, "
                    "auth (SQLSTATE class 28), refused (another upstream error), protocol, "

@@ -120,6 +120,10 @@ static void client_close(px_client_t *c, const char *reason, bool graceful)
                client_state_names[c->state], (unsigned long long)c->sock.bytes_in,
                (unsigned long long)c->sock.bytes_out,
                (unsigned long long)(px_now_mono_ms() - c->started_ms));
+    /* Session pooling: a server between transactions goes to the pool instead (and
+     * c->server is cleared). */
+    if (c->server && c->state == PX_CLIENT_ACTIVE)
+        (void)px__pool_release(c);
     px__client_set_state(c, PX_CLIENT_CLOSING);
     if (c->iam_req) {
         auth_iam_cancel(c->iam_req);
@@ -276,6 +280,8 @@ static void connect_upstream(px_client_t *c, const char *host, int port, const c
     if (sv) {
         c->server = sv;
         sv->client = c;
+        if (px__pool_server_init(sv, c) != 0)
+            px__client_fail(c, "53200", "out of memory");
     }
 }
 
@@ -303,6 +309,12 @@ static void on_iam_creds(const auth_db_creds_t *creds, const auth_iam_error_t *e
 static void begin_upstream(px_client_t *c)
 {
     uv_timer_stop(&c->timer); /* the upstream side has its own connect_timeout */
+    if (px__icpt_enabled(c->cfg) && !c->icpt && px__icpt_new(c) != 0) {
+        px__client_fail(c, "53200", "out of memory");
+        return;
+    }
+    if (px__pool_take(c))
+        return; /* a pooled session for the same startup packet: no login needed */
     const cfg_t *cfg = c->cfg, *boot = c->px->boot;
     if (boot->upstream.auth == CFG_UPSTREAM_AUTH_IAM) {
         if (!c->px->iam) {

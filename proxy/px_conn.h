@@ -91,7 +91,8 @@ struct px_client {
     px_framer_t c2s;
     px_body_mode_t body_mode;
     px_icpt_t *icpt;  /* owned; NULL when COPY/UNLOAD rewriting is off */
-    bool terminating; /* Terminate forwarded: close both once the server has it */
+    bool terminating; /* Terminate received: close both once the server has what came before */
+    bool x_withheld;  /* ... and not forwarded, because the server may be pooled (px_pool.c) */
     bool c2s_cut;     /* the server has part of a message it must never see end: no Terminate */
 
     /* Transaction tracking from the server stream: ReadyForQuery counts against Query, Sync and
@@ -129,6 +130,8 @@ typedef enum px_server_state {
     PX_SERVER_LOGIN,        /* startup sent; authentication exchange */
     PX_SERVER_LOGIN_PARAMS, /* AuthenticationOk received; ParameterStatus until ReadyForQuery */
     PX_SERVER_ACTIVE,       /* relaying */
+    PX_SERVER_RESETTING,    /* pooling: its client left; server_reset_query in flight */
+    PX_SERVER_IDLE,         /* pooling: reset, in px->pool, waiting for a client */
     PX_SERVER_CLOSING,
     PX_SERVER_NSTATES
 } px_server_state_t;
@@ -235,6 +238,18 @@ struct px_server {
     bool have_key;
     char server_version[64]; /* --check reports it */
 
+    /* Session pooling (px_pool.c). A server can be reused only by a client whose startup packet
+     * is byte for byte the one this session was opened for, under the same configuration. */
+    uint8_t *pool_key; /* owned copy of that startup packet; NULL: never reused */
+    uint32_t pool_key_len;
+    uint64_t cfg_gen;    /* px->cfg_gen at the login */
+    uint64_t born_ms;    /* loop time of the login (server_lifetime) */
+    uint64_t idle_ms;    /* loop time it went into the pool (server_idle_timeout) */
+    px_dbuf_t params;    /* ParameterStatus messages in force, whole, one per name */
+    bool params_bad;     /* one was malformed or they outgrew PX_POOL_PARAMS_MAX */
+    px_list_t pool_link; /* in px->pool while IDLE; self-linked otherwise */
+    unsigned reuses;     /* clients served after the first */
+
     char ctx[448];
 };
 
@@ -267,6 +282,9 @@ struct px_proxy {
     uint32_t hash_count;
 
     uint32_t next_id;
+    uint64_t cfg_gen; /* bumped by each reload: pooled servers of older ones are not reused */
+    px_list_t pool;   /* idle upstream sessions (px_pool.c), the longest idle first */
+    uint32_t npool;
     px_proxy_stats_t stats;
     uint8_t mock_secret[32]; /* random per process: salts of fake SCRAM verifiers */
 
@@ -331,6 +349,9 @@ void px__relay_c2s(px_client_t *c);
 void px__relay_server_event(px_server_t *sv, px_sock_ev_t ev, int status);
 /* The upstream is gone while relaying: tell the client (08006) unless mid-message, close. */
 void px__relay_upstream_lost(px_client_t *c, const char *why);
+/* The first ReadyForQuery of a session (login, or a pooled server attached): the session is
+ * open. */
+void px__relay_activate(px_client_t *c, px_server_t *sv);
 
 /* px_intercept.c (rewriting COPY/UNLOAD; see the file comment) */
 bool px__icpt_enabled(const cfg_t *cfg);
@@ -357,6 +378,27 @@ bool px__icpt_watching_errors(const px_client_t *c);
 bool px__icpt_server_error(px_client_t *c, const uint8_t *body, size_t n, px_dbuf_t *out);
 /* A ReadyForQuery was seen: forget refusals whose statement has been answered. */
 void px__icpt_server_rfq(px_client_t *c);
+
+/* px_pool.c (session pooling; see the file comment) */
+/* Largest set of ParameterStatus messages a pooled server keeps to replay to its next client. */
+#define PX_POOL_PARAMS_MAX 16384
+/* At login: remembers the client's startup packet as the server's pool key (pooling on). */
+int px__pool_server_init(px_server_t *sv, const px_client_t *c) PX_MUSTCHECK;
+/* A ParameterStatus from the server (m: the whole message, total bytes). */
+void px__pool_note_param(px_server_t *sv, const uint8_t *m, uint32_t total);
+/* The client is leaving: takes its server into the pool (reset first) when the session is
+ * between transactions and reusable; returns false to let the caller end it instead. */
+bool px__pool_release(px_client_t *c);
+/* A client ready to log in upstream: attaches a pooled server and opens the session; returns
+ * false when none matches (the caller logs in as usual). */
+bool px__pool_take(px_client_t *c);
+/* Takes a server out of px->pool if it is there (idempotent; begin_close calls it). */
+void px__pool_forget(px_server_t *sv);
+/* Socket events of a RESETTING or IDLE server. */
+void px__pool_server_event(px_server_t *sv, px_sock_ev_t ev, int status);
+/* Janitor: ends idle servers past server_idle_timeout or server_lifetime, or of an older
+ * configuration; with `all`, every idle one (shutdown). */
+void px__pool_sweep(px_proxy_t *px, bool all);
 
 /* px_cancel.c */
 void px__cancel_register(px_proxy_t *px, px_client_t *c);

@@ -121,6 +121,7 @@ int px_proxy_new(uv_loop_t *loop, cfg_t *cfg, const char *cfg_path, px_proxy_t *
     px->cfg = cfg_ref(cfg);
     px_list_init(&px->listeners);
     px_list_init(&px->servers);
+    px_list_init(&px->pool);
     for (int i = 0; i < PX_CLIENT_NSTATES; i++)
         px_list_init(&px->clients[i]);
     int rc = UV_ENOMEM;
@@ -456,9 +457,11 @@ static void on_janitor(uv_timer_t *t)
     unsigned trimmed = 0;
     for (pos = px->servers.next; pos != &px->servers; pos = pos->next) {
         px_server_t *sv = container_of(pos, px_server_t, link);
-        if (sv->state == PX_SERVER_ACTIVE && px_sock_trim_idle(&sv->sock, now, PX_IDLE_TRIM_MS))
+        if ((sv->state == PX_SERVER_ACTIVE || sv->state == PX_SERVER_IDLE) &&
+            px_sock_trim_idle(&sv->sock, now, PX_IDLE_TRIM_MS))
             trimmed++;
     }
+    px__pool_sweep(px, false);
 #ifdef __GLIBC__
     /* Freed record buffers sit between live objects, so glibc cannot shrink the heap by
      * itself; malloc_trim hands their whole pages back to the kernel. Only after a pass that
@@ -714,6 +717,7 @@ void px_proxy_shutdown(px_proxy_t *px, bool fast)
         px_log(PX_LOG_INFO, "shutting down: no new connections; %u session%s to finish", live,
                live == 1 ? "" : "s");
         close_listeners(px);
+        px__pool_sweep(px, true);
         if (!fast && uv_timer_init(px->loop, &px->drain_timer) == 0) {
             px->drain_timer_inited = true;
             uv_timer_start(&px->drain_timer, on_drain_timeout, PX_SHUTDOWN_DRAIN_MS, 0);
@@ -795,6 +799,7 @@ static void reload_done(uv_work_t *req, int status)
                    changed);
         cfg_unref(px->cfg);
         px->cfg = w->cfg;
+        px->cfg_gen++; /* pooled sessions of the old configuration are not reused */
         w->cfg = NULL;
         px_tls_ctx_unref(px->tls_ctx);
         px->tls_ctx = w->tls;

@@ -79,6 +79,9 @@ typedef struct px_proxy_stats {
     uint64_t iam_fetches_ok;     /* credential fetches from AWS (the cache's misses and */
     uint64_t iam_fetches_failed; /*   refreshes), by result */
     uint64_t iam_refreshes;      /* of those: refreshes of credentials the cache held */
+    uint64_t pool_reused;        /* client sessions given a pooled upstream session */
+    uint64_t pool_resets_failed; /* server_reset_query failures (the session was closed) */
+    uint32_t pool_idle;          /* now: upstream sessions waiting in the pool */
     px_proxy_health_t health;
 } px_proxy_stats_t;
 

@@ -94,9 +94,9 @@ static relay_result_t inject_s2c(px_client_t *c, const void *p, size_t n)
     return RELAY_OK;
 }
 
-/* The first ReadyForQuery after login: the session is open. */
-static void activate(px_client_t *c, px_server_t *sv)
+void px__relay_activate(px_client_t *c, px_server_t *sv)
 {
+    bool pooled = sv->state == PX_SERVER_IDLE;
     uv_timer_stop(&sv->timer); /* connect_timeout covered the login up to here */
     /* The handshake and login left OpenSSL's record buffers (about 34 KB) behind. Give them
      * back now rather than after the idle period: a burst of logins then does not hold a set
@@ -105,6 +105,12 @@ static void activate(px_client_t *c, px_server_t *sv)
     (void)px_sock_trim_idle(&sv->sock, uv_now(c->px->loop), 0);
     px__client_set_state(c, PX_CLIENT_ACTIVE);
     px__server_set_state(sv, PX_SERVER_ACTIVE);
+    if (pooled) {
+        px_log_ctx(PX_LOG_INFO, c->ctx, "login ok upstream=%s:%d (%s) pooled session %s", sv->host,
+                   sv->port, sv->addr_str, sv->ctx);
+        return;
+    }
+    sv->born_ms = uv_now(c->px->loop);
     c->px->stats.logins_ok++;
     px_proxy_note_login_ok(c->px);
     px_log_ctx(PX_LOG_INFO, c->ctx, "login ok upstream=%s:%d (%s) tls=%s login_ms=%llu", sv->host,
@@ -141,13 +147,15 @@ static relay_result_t scan_s2c(px_client_t *c, px_server_t *sv, bool *kick_c2s)
         uint32_t total = 1 + f.len;
         uint32_t avail = src->end - src->pos;
         px_log_ctx(PX_LOG_TRACE, c->ctx, "s2c type=%c len=%u", f.type >= 32 ? f.type : '?', f.len);
-        bool whole = f.type == 'Z' || f.type == 'E' || f.type == 'K';
+        bool whole = f.type == 'Z' || f.type == 'E' || f.type == 'K' || f.type == 'S';
         if (f.type == 'G')
             c->copy_in = true;
         if (!whole || total > cap) {
             /* Forwarded as it comes; an ErrorResponse too large to hold cannot be one of ours.
              * A body already in the buffer is passed over at once rather than in a second
              * framer step (most messages arrive whole: one step each instead of two). */
+            if (f.type == 'S')
+                sv->params_bad = true; /* a parameter too large to keep: never pooled */
             if (avail >= total) {
                 c->s2c.body_left = 0;
                 src->pos += total;
@@ -174,7 +182,7 @@ static relay_result_t scan_s2c(px_client_t *c, px_server_t *sv, bool *kick_c2s)
             px_proxy_stats_rfq(&c->px->stats, c->txstatus, st);
             c->txstatus = st;
             if (c->state == PX_CLIENT_LOGIN_PARAMS) {
-                activate(c, sv);
+                px__relay_activate(c, sv);
                 *kick_c2s = true;
             } else if (c->rfq_seen < c->rfq_expected) {
                 c->rfq_seen++;
@@ -239,6 +247,11 @@ static relay_result_t scan_s2c(px_client_t *c, px_server_t *sv, bool *kick_c2s)
                 return RELAY_CLOSED;
             break;
         }
+        case 'S':
+            /* Kept for a client that gets this session from the pool (px_pool.c). */
+            px__pool_note_param(sv, d + src->pos, total);
+            src->pos += total;
+            break;
         default:
             src->pos += total;
             break;
@@ -361,7 +374,15 @@ static relay_result_t scan_c2s(px_client_t *c)
         px_log_ctx(PX_LOG_TRACE, c->ctx, "c2s type=%c len=%u", f.type, f.len);
         switch (f.type) {
         case 'X':
-            /* Forward Terminate, then close both sides cleanly once it is out. */
+            /* Forward Terminate, then close both sides cleanly once it is out. Under session
+             * pooling it is held back: the server may serve the next client, and
+             * px__server_terminate sends one of its own if it does not. */
+            if (c->cfg->pool.mode == CFG_POOL_SESSION) {
+                if (!px__relay_flush_c2s(c, &sent))
+                    return RELAY_CLOSED;
+                sent = src->pos + (uint32_t)f.n;
+                c->x_withheld = true;
+            }
             src->pos += (uint32_t)f.n;
             c->terminating = true;
             continue;

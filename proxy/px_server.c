@@ -24,8 +24,8 @@
 #include <string.h>
 
 static const char *const server_state_names[PX_SERVER_NSTATES] = {
-    "init",  "resolving",    "connecting", "ssl_request", "tls_handshake",
-    "login", "login_params", "active",     "closing",
+    "init",         "resolving", "connecting", "ssl_request", "tls_handshake", "login",
+    "login_params", "active",    "resetting",  "idle",        "closing",
 };
 
 /* Legal transitions (STYLE.md 7.8). Any state may go to CLOSING. */
@@ -38,7 +38,9 @@ static const bool server_allowed[PX_SERVER_NSTATES][PX_SERVER_NSTATES] = {
     [PX_SERVER_TLS_HANDSHAKE] = {[PX_SERVER_LOGIN] = true},
     [PX_SERVER_LOGIN] = {[PX_SERVER_LOGIN_PARAMS] = true},
     [PX_SERVER_LOGIN_PARAMS] = {[PX_SERVER_ACTIVE] = true},
-    [PX_SERVER_ACTIVE] = {[PX_SERVER_ACTIVE] = false},
+    [PX_SERVER_ACTIVE] = {[PX_SERVER_RESETTING] = true},
+    [PX_SERVER_RESETTING] = {[PX_SERVER_IDLE] = true},
+    [PX_SERVER_IDLE] = {[PX_SERVER_ACTIVE] = true},
     [PX_SERVER_CLOSING] = {[PX_SERVER_CLOSING] = false},
 };
 
@@ -71,6 +73,8 @@ static void server_free(px_server_t *sv)
     if (sv->scram)
         auth_scram_client_free(sv->scram);
     px_tls_ctx_unref(sv->tls_ctx);
+    px_free(sv->pool_key);
+    px_dbuf_free(&sv->params);
     px_list_remove(&sv->link);
     px->nservers--;
     if (sv->purpose == PX_SERVER_FOR_CANCEL)
@@ -113,6 +117,7 @@ static void begin_close(px_server_t *sv, const char *reason)
                server_state_names[sv->state], (unsigned long long)sv->sock.bytes_out,
                (unsigned long long)sv->sock.bytes_in);
     unlink_client(sv);
+    px__pool_forget(sv);
     px__server_set_state(sv, PX_SERVER_CLOSING);
     if (sv->scram_busy) {
         /* A proof nobody will send: drop the work if no thread has taken it yet. Either way
@@ -153,10 +158,12 @@ void px__server_terminate(px_server_t *sv, const char *reason)
     /* Terminate only between messages: in the middle of a message the server would read it as
      * payload. A session that never finished logging in gets no Terminate either, nor one whose
      * client already sent its own. */
-    bool boundary = !sv->client || (px_framer_at_boundary(&sv->client->c2s) &&
-                                    !sv->client->terminating && !sv->client->c2s_cut);
+    const px_client_t *c = sv->client;
+    bool boundary =
+        !c || (px_framer_at_boundary(&c->c2s) && (!c->terminating || c->x_withheld) && !c->c2s_cut);
     bool logged_in = sv->state == PX_SERVER_ACTIVE || sv->state == PX_SERVER_LOGIN_PARAMS ||
-                     sv->state == PX_SERVER_LOGIN;
+                     sv->state == PX_SERVER_LOGIN || sv->state == PX_SERVER_RESETTING ||
+                     sv->state == PX_SERVER_IDLE;
     /* While our SCRAM proof is being computed the server waits for a SASLResponse: PostgreSQL
      * reports any other message as a protocol violation in its log, and ends a login quietly
      * at EOF. */
@@ -873,6 +880,10 @@ static void server_sock_cb(px_sock_t *s, px_sock_ev_t ev, int status)
         px__relay_server_event(sv, ev, status);
         return;
     }
+    if (sv->state == PX_SERVER_RESETTING || sv->state == PX_SERVER_IDLE) {
+        px__pool_server_event(sv, ev, status);
+        return;
+    }
     switch (ev) {
     case PX_EV_READ:
         if (sv->state == PX_SERVER_SSL_REQ)
@@ -943,6 +954,8 @@ int px__server_start(px_proxy_t *px, uint32_t id, const px_server_params_t *p,
     snprintf(sv->ctx, sizeof(sv->ctx), "S-%u %.100s@%.100s %.200s:%d", id, p->user ? p->user : "-",
              p->database ? p->database : "-", sv->host, sv->port);
     px_list_init(&sv->link);
+    px_list_init(&sv->pool_link);
+    px_dbuf_init(&sv->params, PX_POOL_PARAMS_MAX);
     px_list_append(&px->servers, &sv->link);
     px->nservers++;
     if (p->purpose == PX_SERVER_FOR_CANCEL)

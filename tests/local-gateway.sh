@@ -482,6 +482,12 @@ cluster_identifier = $CLUSTER
 ; Added to every COPY and UNLOAD that names no credentials; relative locations go under tempdir.
 aws_iam_role = $COPY_ROLE
 tempdir = $TEMPDIR
+
+[pool]
+; A client that leaves between transactions hands its Redshift session back: reset with RESET ALL
+; (Redshift has no DISCARD ALL) and given to the next client with the same startup packet.
+pool_mode = session
+server_reset_query = RESET ALL
 EOF
 umask 022
 
@@ -526,6 +532,9 @@ then try:
 - Neither COPY nor UNLOAD names credentials: rsproxy adds IAM_ROLE '$COPY_ROLE',
   and the UNLOAD's relative location lands under the tempdir $TEMPDIR.
 - SELECT kind, count(*) FROM events GROUP BY kind; and the view daily_revenue hold more data.
+- SELECT pg_backend_pid(); then quit psql and start it again: the same number. rsproxy kept
+  alice's session (session pooling, reset with RESET ALL) and gave it to the new psql without
+  another login.
 
 The S3 objects (boto3 with the same profile; \`. $STATE/aws.env\` sets it up for your shell):
 

@@ -296,7 +296,16 @@ def test_local_gateway_end_to_end(gateway_factory, slow):
     assert r.returncode == 0 and json.loads(r.stdout) == {"status": "ready"}, r
     r = subprocess.run(["bash", "-c", health[1]], capture_output=True, text=True, timeout=30)
     logins = re.search(r"(?m)^rsproxy_upstream_logins_total (\d+)", r.stdout)
-    assert r.returncode == 0 and logins and int(logins.group(1)) >= 3, r.stdout
+    reused = re.search(r"(?m)^rsproxy_pool_reused_total (\d+)", r.stdout)
+    assert r.returncode == 0 and logins and reused, r.stdout
+    # Three sessions at least; the test's second psql got the first one's pooled session.
+    assert int(logins.group(1)) + int(reused.group(1)) >= 3 and int(reused.group(1)) >= 1, \
+        r.stdout
+
+    # What the gateway's text promises: psql again, the same backend.
+    pids = [psql(dsn, "SELECT pg_backend_pid()") for _ in range(2)]
+    assert all(p.returncode == 0 for p in pids), [p.stderr for p in pids]
+    assert pids[0].stdout == pids[1].stdout, [p.stdout for p in pids]
 
     # The S3 commands as printed.
     cmds = g.block("The S3 objects")

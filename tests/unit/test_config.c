@@ -322,6 +322,11 @@ PX_TEST(good_full_every_key)
     ASSERT_STR_EQ(c->s3.allowed_iam_roles.items[1], "arn:aws:iam::123456789012:role/path/Other");
     ASSERT_STR_EQ(c->s3.allowed_iam_roles.items[2], "default"); /* normalised from "Default" */
     ASSERT(!c->s3.allow_client_credentials);
+    ASSERT_EQ(c->pool.mode, CFG_POOL_SESSION);
+    ASSERT_STR_EQ(c->pool.server_reset_query, "RESET ALL");
+    ASSERT_EQ(c->pool.server_idle_timeout, 30);
+    ASSERT_EQ(c->pool.server_lifetime, 7200);
+    ASSERT_EQ(c->pool.max_idle_servers, 5);
 
     /* Every key of the table was set by the file. */
     size_t n;
@@ -395,6 +400,11 @@ PX_TEST(defaults_match_the_contract)
     ASSERT(!c->s3.keep_staged);
     ASSERT_EQ(c->s3.allowed_iam_roles.n, 0);
     ASSERT(c->s3.allow_client_credentials);
+    ASSERT_EQ(c->pool.mode, CFG_POOL_NONE);
+    ASSERT_STR_EQ(c->pool.server_reset_query, "DISCARD ALL");
+    ASSERT_EQ(c->pool.server_idle_timeout, 600);
+    ASSERT_EQ(c->pool.server_lifetime, 3600);
+    ASSERT_EQ(c->pool.max_idle_servers, 100);
     ASSERT(c->_path == NULL); /* loaded from text */
     cfg_unref(c);
 }
@@ -403,7 +413,7 @@ PX_TEST(table_is_complete_and_sane)
 {
     size_t n;
     const cfg_key_t *keys = cfg_keys(&n);
-    ASSERT_EQ(n, 42); /* every field of cfg_t */
+    ASSERT_EQ(n, 47); /* every field of cfg_t */
     for (size_t i = 0; i < n; i++) {
         const cfg_key_t *k = &keys[i];
         ASSERT(k->doc && strlen(k->doc) > 20);
@@ -423,7 +433,8 @@ PX_TEST(table_is_complete_and_sane)
     for (size_t i = 0; i < n; i++) {
         char full[96];
         snprintf(full, sizeof(full), "%s.%s", keys[i].section, keys[i].name);
-        bool want = !strcmp(keys[i].section, "iam") || !strcmp(keys[i].section, "s3");
+        bool want = !strcmp(keys[i].section, "iam") || !strcmp(keys[i].section, "s3") ||
+                    !strcmp(keys[i].section, "pool");
         for (size_t j = 0; j < PX_ARRAY_SIZE(reloadable); j++)
             want = want || !strcmp(full, reloadable[j]);
         if (keys[i].reloadable != want)
