@@ -3,7 +3,7 @@
 
 Starts a PostgreSQL 15 with TLS (a CA made for the run), pgbouncer as the postgres user
 (clients in plaintext, server TLS verify-full with that CA, session pooling) and rsproxy
-(upstream TLS verify-full), initialises pgbench, then runs `pgbench -S` at -c1 and -c16 -j2,
+(upstream TLS verify-full, [pool] pool_mode = session), initialises pgbench, then runs `pgbench -S` at -c1 and -c16 -j2,
 simple and -M prepared, against the three targets (direct, pgbouncer, rsproxy). Prints a
 table of median TPS with the min-max spread and the ratios rsproxy/pgbouncer and
 rsproxy/direct, the CPU each proxy spent per transaction, how busy the machine was with
@@ -63,6 +63,8 @@ from pgharness import (CertAuthority, PgCluster, RsProxy, as_postgres, default_p
                        wait_until)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# rsproxy's [pool] max_idle_servers here: what it may keep after the idle clients leave.
+POOL_IDLE_MAX = 100
 
 
 def log(msg):
@@ -328,9 +330,10 @@ def idle_clients_rss(host, port, n, rss_fn, with_query):
 
 
 def wait_backends_gone(pg, baseline, timeout=60):
-    """Waits until no more backends serve database bench than before the idle clients came
-    (pgbouncer keeps its pooled server connections, so that is not always zero)."""
-    wait_until(lambda: len(pg.backends(dbname="bench")) <= baseline, timeout,
+    """Waits until no more backends serve database bench than before the idle clients came,
+    plus the sessions rsproxy keeps pooled (both proxies keep pooled server connections, so
+    that is not zero)."""
+    wait_until(lambda: len(pg.backends(dbname="bench")) <= baseline + POOL_IDLE_MAX, timeout,
                what="the idle clients' backends to exit")
 
 
@@ -409,7 +412,7 @@ def main():
         give_to_postgres(certs, 0o755)
         ca = CertAuthority(certs, "rsproxy bench CA")
         server = ca.issue("server", ["DNS:localhost", "IP:127.0.0.1"], owner_postgres=True)
-        pg = PgCluster(workdir, cert=server, max_connections=idle + 100,
+        pg = PgCluster(workdir, cert=server, max_connections=idle + 100 + POOL_IDLE_MAX,
                        settings={"shared_buffers": "'256MB'"})
         pg.start().setup_roles()
         pg.sql("CREATE DATABASE bench OWNER scramuser")
@@ -425,6 +428,11 @@ def main():
         cfg = default_proxy_config(pg, ca.cert, free_port())
         cfg["proxy"]["log_level"] = "warn"
         cfg["proxy"]["max_client_conn"] = str(idle + 100)
+        # Session pooling, as pgbouncer runs here: a pgbench run's clients get the previous
+        # run's upstream sessions, whose backends are warm (PostgreSQL's caches, and the page
+        # tables a new backend builds as it first touches shared memory, which cost a run of
+        # fresh backends about 10% at -c16).
+        cfg["pool"] = {"pool_mode": "session", "max_idle_servers": str(POOL_IDLE_MAX)}
         proxy = RsProxy(args.rsproxy, pdir, cfg, secrets_=pg.passwords.values()).start()
         for name, pid in (("pgbouncer", pgb.pid()), ("rsproxy", proxy.pid)):
             soft = proc_nofile(pid)
