@@ -189,10 +189,7 @@ static void pool_read(px_server_t *sv)
             if (!pool_message(sv, m[0], m, 1 + len))
                 return;
         }
-        px_sock_consumed(s);
-        if (!s->tls)
-            break;
-        int n = px_sock_tls_fill(s);
+        int n = px_sock_refill(s);
         if (n > 0)
             continue;
         if (n < 0) {

@@ -839,10 +839,7 @@ static void on_login_data(px_server_t *sv)
                 return;
             }
         }
-        px_sock_consumed(s);
-        if (!s->tls)
-            break;
-        int n = px_sock_tls_fill(s);
+        int n = px_sock_refill(s);
         if (n > 0)
             continue;
         if (n < 0) {

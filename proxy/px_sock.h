@@ -137,6 +137,14 @@ int px_sock_buf_get(px_sock_t *s) PX_MUSTCHECK;
 bool px_sock_compact(px_sock_t *s);
 /* Marks everything up to `pos` consumed and, when the buffer is empty, gives it back. */
 void px_sock_consumed(px_sock_t *s);
+/* The end of a parsing pass over whole messages: marks what was examined consumed, then (TLS)
+ * decrypts what has already been received into the space that freed. Returns px_sock_tls_fill's
+ * result: > 0 for more bytes to parse now, 0 to wait for the next read, < 0 when broken. */
+static inline int px_sock_refill(px_sock_t *s)
+{
+    px_sock_consumed(s);
+    return px_sock_tls_fill(s);
+}
 
 /*
  * Writes. Both return 0 or a negative code (the peer is gone: the owner closes).
