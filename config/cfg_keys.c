@@ -201,8 +201,8 @@ static const cfg_key_t keys[] = {
     STR("pool", "server_reset_query", pool.server_reset_query, "DISCARD ALL", RELOAD,
         "Statement run on an upstream session before it is reused. Redshift has no DISCARD: "
         "use RESET ALL there, and only with clients that leave no prepared statements, temporary "
-        "tables or cursors behind. A session whose reset fails is closed, never reused. Empty: "
-        "reused without a reset."),
+        "tables, cursors or SET SESSION AUTHORIZATION behind. A session whose reset fails is "
+        "closed, never reused. Empty: reused without a reset."),
     INT("pool", "server_idle_timeout", pool.server_idle_timeout, "600", RELOAD, 1, 86400,
         "Seconds an unused upstream session is kept in the pool before it is closed."),
     INT("pool", "server_lifetime", pool.server_lifetime, "3600", RELOAD, 1, 604800,

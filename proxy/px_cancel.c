@@ -120,6 +120,8 @@ static void cancel_upstream(px_proxy_t *px, px_client_t *c, const char *why)
         return;
     }
     px->stats.cancels_forwarded++;
+    /* Until it has surely arrived, the session must not serve another client (px_pool.c). */
+    sv->cancel_ms = uv_now(px->loop);
     px_log_ctx(PX_LOG_INFO, c->ctx, "cancel request sent to %s (%s)", sv->addr_str, why);
 }
 

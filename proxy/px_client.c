@@ -652,6 +652,7 @@ void px__client_accept(px_proxy_t *px, uv_stream_t *server, bool pipe)
     }
     c->px = px;
     c->cfg = cfg_ref(px->cfg);
+    c->cfg_gen = px->cfg_gen;
     c->id = ++px->next_id ? px->next_id : ++px->next_id;
     c->started_ms = px_now_mono_ms();
     c->state = PX_CLIENT_STARTUP;

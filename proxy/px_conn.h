@@ -103,7 +103,9 @@ struct px_client {
      * extended-protocol COPY FROM STDIN, and another after CopyDone). Syncs sent since the last
      * Query or Execute are uncounted when the client ends a copy-in the server announced. */
     uint32_t syncs_since_exec;
-    bool copy_in; /* the server sent CopyInResponse; the client has not ended it yet */
+    bool copy_in;  /* the server sent CopyInResponse; the client has not ended it yet */
+    bool unsynced; /* extended-protocol messages sent since the last Sync (never pooled) */
+    bool in_s2c;   /* px__relay_s2c is examining a server message (a close now is never pooled) */
 
     /* Relay, server to client: kept here because whether the client's stream is in the middle
      * of a message decides whether it can still be sent an ErrorResponse after the server has
@@ -116,6 +118,7 @@ struct px_client {
     bool loopback;
     char ctx[192]; /* log context: "C-12 alice@dev 127.0.0.1:50000" */
     uint64_t started_ms;
+    uint64_t cfg_gen; /* px->cfg_gen of `cfg` */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -245,6 +248,7 @@ struct px_server {
     uint64_t cfg_gen;    /* px->cfg_gen at the login */
     uint64_t born_ms;    /* loop time of the login (server_lifetime) */
     uint64_t idle_ms;    /* loop time it went into the pool (server_idle_timeout) */
+    uint64_t cancel_ms;  /* loop time a cancel for this session was last sent (0: never) */
     px_dbuf_t params;    /* ParameterStatus messages in force, whole, one per name */
     bool params_bad;     /* one was malformed or they outgrew PX_POOL_PARAMS_MAX */
     px_list_t pool_link; /* in px->pool while IDLE; self-linked otherwise */

@@ -7,9 +7,12 @@
  * Redshift's slow session start).
  *
  * What is never reused: a session left inside a transaction, mid-message or mid-COPY, with a
- * request still running, after a FATAL error, whose reset failed or did not end idle, older than
- * server_lifetime, opened under an earlier configuration, or that sends anything but notices and
- * parameter changes while it waits. Those end as they would without pooling (Terminate).
+ * request still running or extended-protocol messages not yet closed by a Sync (an implicit
+ * transaction the reset would commit), after a FATAL error, with a cancel for it possibly still
+ * on its way (it would hit the next client's query), whose reset failed or did not end idle,
+ * older than server_lifetime, opened under an earlier configuration, or that sends anything but
+ * notices and parameter changes while it waits. Those end as they would without pooling
+ * (Terminate).
  *
  * The client of a pooled session sees a normal login: AuthenticationOk, the ParameterStatus set
  * the server reported last (kept from the relay's stream), the proxy's own BackendKeyData and
@@ -26,7 +29,7 @@
 
 int px__pool_server_init(px_server_t *sv, const px_client_t *c)
 {
-    sv->cfg_gen = c->px->cfg_gen;
+    sv->cfg_gen = c->cfg_gen; /* the snapshot its credentials and settings came from */
     if (c->cfg->pool.mode != CFG_POOL_SESSION || !c->startup)
         return 0;
     sv->pool_key = px_malloc(c->startup_len);
@@ -230,14 +233,22 @@ static const char *not_reusable(const px_client_t *c, const px_server_t *sv)
         return "configuration changed";
     if (c->state != PX_CLIENT_ACTIVE || sv->state != PX_SERVER_ACTIVE)
         return "session not open";
-    if (c->rfq_seen != c->rfq_expected || c->txstatus != 'I' || c->copy_in)
+    /* Extended-protocol messages without their Sync may hold an implicit transaction open,
+     * which the reset would commit. */
+    if (c->rfq_seen != c->rfq_expected || c->txstatus != 'I' || c->copy_in || c->unsynced)
         return "transaction or request in progress";
+    if (c->in_s2c)
+        return "closed while relaying a server message";
+    uint64_t now = uv_now(px->loop);
+    if (sv->cancel_ms &&
+        now - sv->cancel_ms < (uint64_t)c->cfg->upstream.connect_timeout * 1000 + 1000)
+        return "a cancel request for it may still be on its way";
     if (!px_framer_at_boundary(&c->c2s) || !px_framer_at_boundary(&c->s2c) || c->c2s_cut ||
         c->body_mode != PX_BODY_FORWARD)
         return "in the middle of a message";
     if (c->fatal_seen || sv->sock.closing || sv->sock.error_reported || !sv->sock.inited)
         return "server connection failing";
-    if (uv_now(px->loop) - sv->born_ms >= (uint64_t)px->cfg->pool.server_lifetime * 1000)
+    if (now - sv->born_ms >= (uint64_t)px->cfg->pool.server_lifetime * 1000)
         return "older than server_lifetime";
     return NULL;
 }
@@ -277,7 +288,7 @@ bool px__pool_release(px_client_t *c)
     if (!reset[0]) {
         go_idle(sv);
         if (sv->state == PX_SERVER_IDLE)
-            px_sock_read_start(&sv->sock);
+            pool_read(sv); /* what is buffered already: only notices and parameters may be */
         return true;
     }
     uv_timer_stop(&sv->timer);
@@ -314,6 +325,7 @@ bool px__pool_take(px_client_t *c)
     for (pos = px->pool.prev; pos != &px->pool; pos = pos->prev) {
         px_server_t *cand = container_of(pos, px_server_t, pool_link);
         if (cand->pool_key_len == c->startup_len && cand->cfg_gen == px->cfg_gen &&
+            c->cfg_gen == px->cfg_gen && !cand->params_bad &&
             now - cand->born_ms < (uint64_t)px->cfg->pool.server_lifetime * 1000 &&
             memcmp(cand->pool_key, c->startup, c->startup_len) == 0) {
             sv = cand;

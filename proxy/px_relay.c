@@ -276,7 +276,10 @@ void px__relay_s2c(px_client_t *c)
         /* Whatever was examined before has been written: the buffer space is free again. */
         px_sock_consumed(src);
         if (px_sock_unread(src) > 0) {
-            if (scan_s2c(c, sv, &kick_c2s) != RELAY_OK)
+            c->in_s2c = true;
+            relay_result_t r = scan_s2c(c, sv, &kick_c2s);
+            c->in_s2c = false;
+            if (r != RELAY_OK)
                 return;
             if (c->server != sv || c->state == PX_CLIENT_CLOSING)
                 return;
@@ -373,6 +376,12 @@ static relay_result_t scan_c2s(px_client_t *c)
         }
         px_log_ctx(PX_LOG_TRACE, c->ctx, "c2s type=%c len=%u", f.type, f.len);
         switch (f.type) {
+        case 'B':
+        case 'D':
+        case 'C':
+        case 'H':
+            c->unsynced = true;
+            break;
         case 'X':
             /* Forward Terminate, then close both sides cleanly once it is out. Under session
              * pooling it is held back: the server may serve the next client, and
@@ -388,12 +397,14 @@ static relay_result_t scan_c2s(px_client_t *c)
             continue;
         case 'S':
             c->syncs_since_exec++;
+            c->unsynced = false;
             /* fallthrough */
         case 'F':
             c->rfq_expected++;
             break;
         case 'E':
             c->syncs_since_exec = 0;
+            c->unsynced = true;
             break;
         case 'c':
         case 'f':
@@ -411,6 +422,7 @@ static relay_result_t scan_c2s(px_client_t *c)
             c->rfq_expected++;
             /* fallthrough */
         case 'P':
+            c->unsynced = c->unsynced || f.type == 'P';
             if (c->icpt) {
                 px_icpt_action_t a = px__icpt_client_msg(c, f.type, f.len, &sent);
                 switch (a) {

@@ -18,6 +18,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+import pgwire
 from pgharness import pg_bin, wait_until
 from test_admin import admin_proxy, metrics
 
@@ -166,6 +167,59 @@ def test_unfinished_sessions_are_not_reused(proxy_factory, pg):
     assert pid3 not in (pid, pid2)
 
 
+def test_extended_protocol_without_sync_is_not_reused(proxy_factory, pg):
+    # Parse/Bind/Execute and Flush, never Sync: the INSERT runs in an implicit transaction that
+    # only Sync (or the end of the session) closes. Pooled, the reset Query would commit it.
+    p = proxy_factory(config=pool_config(server_reset_query="RESET ALL"))
+    with psycopg.connect(p.dsn(), autocommit=True) as c:
+        c.execute("CREATE TABLE IF NOT EXISTS pool_unsynced (v int)")
+        c.execute("TRUNCATE pool_unsynced")
+    extra = {"application_name": "pool_unsynced"}
+    with pgwire.RawConn(p.host, p.port) as raw:
+        raw.login("scramuser", "rsdb", extra)
+        rows, _, _ = raw.simple_query("SELECT pg_backend_pid()")
+        pid = int(rows[0][0])
+        raw.send(pgwire.parse("", "INSERT INTO pool_unsynced VALUES (1)") + pgwire.bind("", "")
+                 + pgwire.execute() + pgwire.msg(b"H"))
+        got = raw.read_until((b"C", b"E"))
+        assert got[-1].type == b"C", got
+        raw.send(pgwire.terminate())
+        raw.wait_closed()
+    wait_gone(pg, pid)
+    assert pg.sql_value("SELECT count(*) FROM pool_unsynced", dbname="rsdb") == 0
+    p.wait_for_log(r"not pooled: transaction or request in progress")
+
+    # The same with its Sync: committed, and the session is pooled.
+    with pgwire.RawConn(p.host, p.port) as raw:
+        raw.login("scramuser", "rsdb", extra)
+        rows, _, _ = raw.simple_query("SELECT pg_backend_pid()")
+        pid = int(rows[0][0])
+        raw.send(pgwire.parse("", "INSERT INTO pool_unsynced VALUES (2)") + pgwire.bind("", "")
+                 + pgwire.execute() + pgwire.sync())
+        raw.read_until((b"Z",))
+        raw.send(pgwire.terminate())
+    wait_pooled(pg, pid, query="RESET ALL")
+    assert pg.sql_value("SELECT count(*) FROM pool_unsynced", dbname="rsdb") == 1
+
+
+def test_session_with_a_cancel_in_flight_is_not_reused(proxy_factory, pg):
+    # A cancel sent for a session must not reach the next client's query: the session is
+    # closed rather than pooled while one may still be on its way.
+    p = proxy_factory(config=POOL)
+    dsn = p.dsn(application_name="pool_cancelled")
+    c = psycopg2.connect(dsn)
+    c.autocommit = True
+    cur = c.cursor()
+    cur.execute("SELECT pg_backend_pid()")
+    pid = cur.fetchone()[0]
+    threading.Timer(0.5, c.cancel).start()
+    with pytest.raises(psycopg2.errors.QueryCanceled):
+        cur.execute("SELECT pg_sleep(20)")
+    c.close()
+    wait_gone(pg, pid)
+    p.wait_for_log(r"not pooled: a cancel request for it may still be on its way")
+
+
 def test_failed_reset_closes_the_session(proxy_factory, pg):
     p = proxy_factory(config=pool_config(server_reset_query="SELECT 1/0"))
     dsn = p.dsn(application_name="pool_badreset")
@@ -226,7 +280,6 @@ def test_cancel_on_a_reused_session(proxy_factory, pg):
     cur.execute("SELECT 1")
     assert cur.fetchone()[0] == 1
     c.close()
-    wait_pooled(pg, pid)
 
 
 def test_pgbench_new_connection_per_transaction(proxy_factory, pg):
