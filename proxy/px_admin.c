@@ -509,19 +509,10 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
-    char ip[INET6_ADDRSTRLEN] = "?";
-    snprintf(out, cap, "?");
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) != 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof(ip));
-        snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof(ip));
-        snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
-    }
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) == 0)
+        px_addr_name((struct sockaddr *)&ss, out, cap);
+    else
+        snprintf(out, cap, "?");
 }
 
 /* Over the connection limit: accepted (so the backlog does not fill) and closed at once. */
@@ -601,20 +592,6 @@ static void on_connection(uv_stream_t *server, int status)
 /* ------------------------------------------------------------------------------------------ */
 /* Listening.                                                                                  */
 
-static void addr_name(const struct sockaddr *sa, char *out, size_t cap)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-        uv_ip6_name(a, ip, sizeof(ip));
-        snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
-    } else {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-        uv_ip4_name(a, ip, sizeof(ip));
-        snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
-    }
-}
-
 static int listen_one(px_admin_t *ad, struct sockaddr *sa, char *err, size_t errlen)
 {
     if (ad->port)
@@ -623,7 +600,7 @@ static int listen_one(px_admin_t *ad, struct sockaddr *sa, char *err, size_t err
     admin_listener_t *l = px_calloc(1, sizeof(*l));
     if (!l)
         return UV_ENOMEM;
-    addr_name(sa, l->name, sizeof(l->name));
+    px_addr_name(sa, l->name, sizeof(l->name));
     int rc = uv_tcp_init(ad->loop, &l->tcp);
     if (rc) {
         snprintf(err, errlen, "admin endpoint %s: %s", l->name, uv_strerror(rc));
@@ -634,23 +611,17 @@ static int listen_one(px_admin_t *ad, struct sockaddr *sa, char *err, size_t err
     px_list_init(&l->link);
     px_list_append(&ad->listeners, &l->link);
     ad->pending_closes++;
-    /* An IPv6 wildcard must not also claim the IPv4 port that "*" binds separately. */
-    rc = uv_tcp_bind(&l->tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->tcp, 64, on_connection);
+    int port = 0;
+    rc = px_listen_tcp(&l->tcp, sa, 64, on_connection, &port);
     if (rc) {
         snprintf(err, errlen, "admin endpoint %s: %s", l->name, uv_strerror(rc));
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
         return rc;
     }
     if (!ad->port) {
-        struct sockaddr_storage ss;
-        int sl = sizeof(ss);
-        if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-            ad->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                      : ((struct sockaddr_in *)&ss)->sin_port);
-            addr_name((struct sockaddr *)&ss, l->name, sizeof(l->name));
-        }
+        ad->port = port;
+        px_listen_set_port(sa, port);
+        px_addr_name(sa, l->name, sizeof(l->name));
     }
     return 0;
 }

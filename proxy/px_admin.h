@@ -93,11 +93,13 @@ void px_admin_close(px_admin_t *ad, void (*done)(void *arg), void *arg);
 /*
  * Called by px_proxy_listen once the client listeners are bound: starts the endpoint when
  * admin_port is not 0 (0 = disabled: returns 0 and does nothing). The endpoint then follows
- * the proxy on its own: it keeps answering while sessions drain after SIGTERM (readiness 503)
- * and closes itself in the loop turn after the last session has gone, so uv_run returns as it
- * would without it. Returns a negative code with a reason in err (the port is in use...).
+ * the proxy: it keeps answering while sessions drain after SIGTERM (readiness 503) and is
+ * closed by px__admin_stop when the last session has gone, so uv_run returns as it would
+ * without it. Returns a negative code with a reason in err (the port is in use...).
  */
 int px__admin_start(px_proxy_t *px, char *err, size_t errlen) PX_MUSTCHECK;
+/* Shutdown, once no session is left: closes the endpoint (a no-op without one). */
+void px__admin_stop(px_proxy_t *px);
 
 /* Proxy-wide failures in a row that make /readiness answer 503, and for how long after the
  * last of them (no new evidence for that long lets traffic try again). */

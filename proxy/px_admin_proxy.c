@@ -37,8 +37,7 @@
 typedef struct admin_glue {
     px_proxy_t *px;
     px_admin_t *server;
-    uv_prepare_t watch; /* every loop turn: has the proxy finished its shutdown? */
-    uv_timer_t tick;    /* retries of a failing credential chain */
+    uv_timer_t tick; /* retries of a failing credential chain */
     int pending_closes;
     bool closing;
     uint64_t last_creds_try; /* loop time */
@@ -477,31 +476,20 @@ static void glue_close(admin_glue_t *g)
     if (g->closing)
         return;
     g->closing = true;
-    g->pending_closes = 3;
-    g->watch.data = g;
+    g->pending_closes = 2;
     g->tick.data = g;
-    uv_close((uv_handle_t *)&g->watch, on_glue_handle_closed);
     uv_close((uv_handle_t *)&g->tick, on_glue_handle_closed);
     px_admin_close(g->server, on_server_closed, g);
 }
 
-/*
- * Runs before the loop polls, every turn, and costs one comparison until a shutdown starts.
- * The endpoint must outlive the listeners (readiness answers 503 while sessions drain) and
- * must not outlive the sessions (uv_run has to return once they are gone); the proxy's last
- * session leaves from a close callback, and the next turn's prepare phase closes the endpoint
- * before the loop can block in poll.
- */
-static void on_watch(uv_prepare_t *w)
+/* The endpoint outlives the listeners (readiness answers 503 while sessions drain) but not the
+ * sessions: the proxy's shutdown calls this once the last one is gone, so uv_run can return. */
+void px__admin_stop(px_proxy_t *px)
 {
-    admin_glue_t *g = container_of(w, admin_glue_t, watch);
-    px_proxy_t *px = g->px;
-    if (!px->shutting_down)
-        return;
-    for (int i = 0; i < PX_CLIENT_NSTATES; i++)
-        if (px->nclients[i])
-            return;
-    glue_close(g);
+    if (px->admin) {
+        glue_close(px->admin);
+        px->admin = NULL;
+    }
 }
 
 int px__admin_start(px_proxy_t *px, char *err, size_t errlen)
@@ -522,10 +510,8 @@ int px__admin_start(px_proxy_t *px, char *err, size_t errlen)
         px_free(g);
         return rc;
     }
-    /* Neither handle keeps the loop alive: the endpoint's listeners do, until glue_close. */
-    uv_prepare_init(px->loop, &g->watch);
-    uv_prepare_start(&g->watch, on_watch);
-    uv_unref((uv_handle_t *)&g->watch);
+    px->admin = g;
+    /* The timer does not keep the loop alive: the endpoint's listeners do, until glue_close. */
     uv_timer_init(px->loop, &g->tick);
     uv_timer_start(&g->tick, on_tick, CREDS_TICK_MS, CREDS_TICK_MS);
     uv_unref((uv_handle_t *)&g->tick);

@@ -314,6 +314,7 @@ struct px_proxy {
     /* [s3] tempdir: the proxy's S3 client (px_proxy.c), the lifecycle check in flight on it,
      * and how many replaced clients are still closing (auth_iam, whose HTTP client they use,
      * closes after the last of them). */
+    struct admin_glue *admin; /* the admin endpoint (px_admin_proxy.c), NULL when off or closed */
     struct s3_client *s3;
     struct s3_op *s3_check;
     unsigned s3_closing;

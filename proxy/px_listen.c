@@ -18,6 +18,40 @@ void px_listen_set_port(struct sockaddr *sa, int port)
         ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
 }
 
+void px_addr_name(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+    } else {
+        snprintf(out, cap, "?");
+    }
+}
+
+int px_listen_tcp(uv_tcp_t *tcp, const struct sockaddr *sa, int backlog, uv_connection_cb cb,
+                  int *port)
+{
+    int rc = uv_tcp_bind(tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)tcp, backlog, cb);
+    if (rc)
+        return rc;
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    const struct sockaddr *got = sa; /* what was asked for, should the kernel not say */
+    if (uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &sl) == 0)
+        got = (const struct sockaddr *)&ss;
+    *port = ntohs(got->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)got)->sin6_port
+                                             : ((const struct sockaddr_in *)got)->sin_port);
+    return 0;
+}
+
 static bool parse_literal(const char *addr, int port, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof(*ss));

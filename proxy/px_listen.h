@@ -25,4 +25,13 @@ int px_listen_each(uv_loop_t *loop, const char *key, const char *addr, int port,
 /* Sets the port of an AF_INET or AF_INET6 address. */
 void px_listen_set_port(struct sockaddr *sa, int port);
 
+/* "ip:port" or "[ip]:port" (IPv6) for logs and errors; "?" for another family. */
+void px_addr_name(const struct sockaddr *sa, char *out, size_t cap);
+
+/* Binds an initialised TCP handle to sa (an IPv6 address only for IPv6, so that "*" can bind
+ * the same port for IPv4 too) and listens. *port gets the port actually bound (the kernel's
+ * choice when sa asked for 0). Returns 0 or a libuv error; the caller closes the handle. */
+int px_listen_tcp(uv_tcp_t *tcp, const struct sockaddr *sa, int backlog, uv_connection_cb cb,
+                  int *port);
+
 #endif

@@ -227,22 +227,15 @@ static int listen_tcp(px_proxy_t *px, struct sockaddr *sa, char *err, size_t err
         return UV_ENOMEM;
     l->px = px;
     px_list_init(&l->link);
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET)
-        uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof(ip));
-    else
-        uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof(ip));
-    int port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    snprintf(l->name, sizeof(l->name), sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    px_addr_name(sa, l->name, sizeof(l->name));
     int rc = uv_tcp_init(px->loop, &l->h.tcp);
     if (rc) {
         px_free(l);
         return rc;
     }
     px_list_append(&px->listeners, &l->link);
-    rc = uv_tcp_bind(&l->h.tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-    if (rc == 0)
-        rc = uv_listen(&l->h.stream, 1024, on_connection);
+    int port = 0;
+    rc = px_listen_tcp(&l->h.tcp, sa, 1024, on_connection, &port);
     if (rc) {
         snprintf(err, errlen, "cannot listen on %s: %s", l->name, uv_strerror(rc));
         l->closing = true;
@@ -250,13 +243,9 @@ static int listen_tcp(px_proxy_t *px, struct sockaddr *sa, char *err, size_t err
         return rc;
     }
     if (px->bound_port == 0) {
-        struct sockaddr_storage ss;
-        int sl = sizeof(ss);
-        if (uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&ss, &sl) == 0)
-            px->bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        port = px->bound_port;
-        snprintf(l->name, sizeof(l->name), sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip,
-                 port);
+        px->bound_port = port;
+        px_listen_set_port(sa, port);
+        px_addr_name(sa, l->name, sizeof(l->name));
     }
     px_log(PX_LOG_INFO, "listening on %s", l->name);
     return 0;
@@ -695,6 +684,7 @@ static void check_done(px_proxy_t *px)
         px->janitor_inited = false;
         uv_close((uv_handle_t *)&px->janitor, on_handle_closed_noop);
     }
+    px__admin_stop(px);
     px__proxy_close_aws(px);
 }
 

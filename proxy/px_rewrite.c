@@ -583,15 +583,10 @@ static void rewrite_statement(ctx_t *c, px_lex_t *lx, stmt_kind_t k)
 
     size_t ed_a = 0, ed_b = 0, repl_len = 0;
     const char *repl = NULL;
+    /* A relative location with a tempdir is either moved under it (repl = the prefix) or
+     * refused here, so add_region still holds only for a location now under tempdir. */
     if (!plan_location(c, k, &loc, v, vn, cls, &ed_a, &ed_b, &repl, &repl_len))
         return;
-    if (add_region && repl != c->prefix) {
-        /* Only a location that really moved under tempdir (always the case when plan_location
-         * accepted a relative one; kept so the spacing rule below stays right regardless). */
-        add_region = false;
-        if (inject && injection_ends_in_word(c))
-            space_after = loc.end < c->n && px_lex_word_char((unsigned char)s[loc.end]);
-    }
     if (!repl && !inject)
         return;
     emitter_t *e = &c->em;

@@ -14,6 +14,7 @@
 
 #include "px_alloc.h"
 #include "px_err.h"
+#include "px_listen.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -611,19 +612,16 @@ void px_sock_peer_name(const px_sock_t *s, char *buf, size_t len, bool *loopback
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &sl) != 0)
         return;
-    char ip[INET6_ADDRSTRLEN] = "?";
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof(ip));
         *loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-        snprintf(buf, len, "%s:%u", ip, ntohs(a->sin_port));
+        px_addr_name((struct sockaddr *)&ss, buf, len);
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof(ip));
         const uint8_t *b = a->sin6_addr.s6_addr;
         static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         *loopback =
             IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) || (memcmp(b, v4mapped, 12) == 0 && b[12] == 127);
-        snprintf(buf, len, "[%s]:%u", ip, ntohs(a->sin6_port));
+        px_addr_name((struct sockaddr *)&ss, buf, len);
     }
 }

@@ -563,10 +563,7 @@ bool px_tls_handshake_done(const px_tls_t *t)
 
 int px_tls_feed(px_tls_t *t, const void *cipher, size_t n)
 {
-    if (n == 0)
-        return 0;
-    int rc = tbuf_append(&t->in, cipher, n);
-    return rc == UV_ENOBUFS ? UV_ENOBUFS : rc ? UV_ENOMEM : 0;
+    return n == 0 ? 0 : tbuf_append(&t->in, cipher, n);
 }
 
 size_t px_tls_pending_in(const px_tls_t *t)
@@ -633,18 +630,6 @@ px_tls_result_t px_tls_close_notify(px_tls_t *t)
 size_t px_tls_pending_out(const px_tls_t *t)
 {
     return tbuf_avail(&t->out);
-}
-
-size_t px_tls_take_out(px_tls_t *t, void *buf, size_t cap)
-{
-    size_t n = tbuf_avail(&t->out);
-    if (n > cap)
-        n = cap;
-    if (n) {
-        memcpy(buf, t->out.data + t->out.off, n);
-        tbuf_consume(&t->out, n);
-    }
-    return n;
 }
 
 size_t px_tls_out_peek(const px_tls_t *t, const uint8_t **p)

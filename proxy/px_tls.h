@@ -1,8 +1,8 @@
 /*
  * TLS over in-memory ciphertext buffers (STYLE.md §5, §7.11): the connection pushes ciphertext it
  * read in with px_tls_feed, pulls plaintext out with px_tls_read, pushes plaintext in with
- * px_tls_write and takes the ciphertext to send with px_tls_out_peek/px_tls_out_consume (in
- * place) or px_tls_take_out (copied). No sockets here, so the whole engine runs in unit tests
+ * px_tls_write and takes the ciphertext to send in place with px_tls_out_peek and
+ * px_tls_out_consume. No sockets here, so the whole engine runs in unit tests
  * with a client and a server wired back to back.
  *
  * Contexts (px_tls_ctx_t) hold the SSL_CTX with the trust store and the verification mode; they
@@ -73,8 +73,6 @@ px_tls_result_t px_tls_close_notify(px_tls_t *t);
 
 /* Ciphertext waiting to be sent. */
 size_t px_tls_pending_out(const px_tls_t *t);
-/* Moves up to cap bytes of ciphertext to buf; returns how many. */
-size_t px_tls_take_out(px_tls_t *t, void *buf, size_t cap);
 /* The ciphertext waiting to be sent, in place: returns its length and points *p at it (valid
  * until the next px_tls_* call on t). px_tls_out_consume then drops the first n bytes. */
 size_t px_tls_out_peek(const px_tls_t *t, const uint8_t **p);
