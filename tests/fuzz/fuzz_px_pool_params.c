@@ -13,6 +13,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The value of the last message of the input that names `name` (NULL: none does). */
+static const char *last_value(const uint8_t *data, size_t size, const char *name)
+{
+    const char *found = NULL;
+    size_t off = 0;
+    while (off < size) {
+        size_t n = data[off++];
+        if (n > size - off)
+            n = size - off;
+        const char *nm, *val;
+        if (px_msg_be_parse_param(data + off, n, &nm, &val) && strcmp(nm, name) == 0)
+            found = val;
+        off += n;
+    }
+    return found;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     px_server_t sv;
@@ -45,6 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             const char *name, *value;
             if (!px_msg_be_parse_param(e + 5, total - 5, &name, &value))
+                abort();
+            const char *want = last_value(data, size, name);
+            if (!want || strcmp(want, value) != 0)
                 abort();
             /* No later entry has the same name. */
             size_t q = pos + total;

@@ -629,7 +629,13 @@ class RsProxy:
             return ""
 
     def log_tail(self, n=60):
-        return "\n".join(self.log_text().splitlines()[-n:])
+        """The last n lines, for failure messages: a secret the log should not hold (the
+        failure being reported may be exactly that) is shown as <secret>."""
+        tail = "\n".join(self.log_text().splitlines()[-n:])
+        for s in self.secrets:
+            if len(s) >= 8:
+                tail = tail.replace(s, "<secret>")
+        return tail
 
     def log_contains(self, pattern):
         return re.search(pattern, self.log_text(), re.MULTILINE) is not None
