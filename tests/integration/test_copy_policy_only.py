@@ -5,27 +5,15 @@ proxy that turned interception on only for the injection keys let refused roles 
 keys through to Redshift while its configuration said they were refused.
 """
 
-import psycopg
-import pytest
-
 from fixtures_aws import PROXY_KEY, secret_of
 from fixtures_copy import (BUCKET, INVALID_CREDS, OTHER_BUCKET, OTHER_ROLE, UNATTACHED, connect,
                            psql)
+from test_copy_policy import copy_from, fails
 
 CSV = "1,one,uno\n2,two,dos\n3,three,tres\n"
 NOT_ALLOWED = "is not among rsproxy's allowed_iam_roles"
 NO_KEYS = ("rsproxy does not allow statements that carry their own AWS credentials "
            "(allow_client_credentials = false)")
-
-
-def fails(conn, sql, **kw):
-    with pytest.raises(psycopg.Error) as ei:
-        conn.execute(sql, **kw)
-    return ei.value
-
-
-def copy_from(bucket, key, auth):
-    return f"COPY t FROM 's3://{bucket}/{key}' {auth} CSV"
 
 
 def test_allowed_iam_roles_alone_is_enforced(cx):
