@@ -446,10 +446,23 @@ def test_many_connections_opened_and_dropped(proxy, pg):
         t.start()
     for t in threads:
         t.join()
-    # 60 upstream logins may still be under way (on a loaded 2-core machine under ASan, for
-    # seconds): room for them, then every dropped client's upstream (for the "full" ones) and
-    # descriptor must be released.
-    wirecheck.still_serves(proxy, timeout=30)
+    # The kernel may still hold dropped connections in the listen backlog. rsproxy accepts them
+    # in one burst and counts each until it reads its EOF: a login in that loop turn can meet
+    # 53300 (over max_client_conn, 100) or a close at once (over the hard cap of 2 x 100 + 64
+    # descriptors). Both are the right answers at that instant, so retry on them (and only on
+    # them); on a loaded 2-core machine under ASan the 60 upstream logins may take seconds. Then
+    # every dropped client's upstream (for the "full" ones) and descriptor must be released.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            wirecheck.still_serves(proxy, timeout=30)
+            break
+        except (AssertionError, pgwire.Closed, ConnectionError) as e:
+            if isinstance(e, AssertionError) and "'53300'" not in str(e):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     wait_until(lambda: not pg.backends(user="scramuser"), 40, what="upstreams to close")
     wait_until(lambda: proxy.open_fds() <= base_fds + 2, 40,
                what=f"file descriptors back near {base_fds} (leak?)")
