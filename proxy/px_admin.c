@@ -39,6 +39,7 @@ typedef struct admin_listener {
     px_list_t link;
     px_admin_t *ad;
     uv_tcp_t tcp;
+    bool accept_stalled; /* see px_admin.accept_stalled */
     char name[INET6_ADDRSTRLEN + 16];
 } admin_listener_t;
 
@@ -78,9 +79,14 @@ struct px_admin {
     uv_timer_t janitor; /* one timer walks every connection's deadline (STYLE.md 7.3) */
     bool janitor_inited;
     unsigned max_conns;
+    unsigned nclosing; /* connections closed and not yet freed (they do not hold a slot) */
     uint64_t head_timeout, idle_timeout;
     int port;
     int pending_closes; /* handles opened and not yet closed */
+    /* A listener whose pending connection could not even be accepted to be refused (out of
+     * memory): libuv stops watching it until that connection is accepted, so the janitor
+     * tries again. */
+    bool accept_stalled;
     bool closing;
     void (*done)(void *arg);
     void *done_arg;
@@ -89,6 +95,7 @@ struct px_admin {
 };
 
 static void process(admin_conn_t *c);
+static void unstall(px_admin_t *ad);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Closing.                                                                                    */
@@ -110,6 +117,7 @@ static void on_conn_closed(uv_handle_t *h)
     px_admin_t *ad = c->ad;
     px_list_remove(&c->link);
     ad->stats.connections--;
+    ad->nclosing--;
     px_dbuf_free(&c->head);
     px_dbuf_free(&c->body);
     px_free(c);
@@ -125,6 +133,7 @@ static void conn_close(admin_conn_t *c, const char *why)
         return;
     px_log(PX_LOG_TRACE, "admin: close peer=%s reason=\"%s\"", c->peer, why);
     c->state = CONN_CLOSING;
+    c->ad->nclosing++;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -500,6 +509,8 @@ static void on_janitor(uv_timer_t *t)
         if (c->state != CONN_CLOSING && now >= c->deadline)
             conn_timeout(c);
     }
+    if (ad->accept_stalled)
+        unstall(ad);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -515,18 +526,20 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
         snprintf(out, cap, "?");
 }
 
-/* Over the connection limit: accepted (so the backlog does not fill) and closed at once. */
-static void reject(px_admin_t *ad, uv_stream_t *server)
+/* Over the connection limit: accepted (so the backlog does not fill) and closed at once.
+ * Returns false when even that failed for want of memory. */
+static bool reject(px_admin_t *ad, uv_stream_t *server)
 {
     uv_tcp_t *t = px_malloc(sizeof(*t));
     if (!t || uv_tcp_init(ad->loop, t) != 0) {
         px_free(t);
-        return;
+        return false;
     }
     t->data = ad;
     ad->pending_closes++;
     (void)uv_accept(server, (uv_stream_t *)t);
     uv_close((uv_handle_t *)t, on_reject_closed);
+    return true;
 }
 
 static bool warn_now(px_admin_t *ad)
@@ -539,31 +552,49 @@ static bool warn_now(px_admin_t *ad)
     return true;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* The connection given up for a new one at the limit, as nginx reuses its keep-alive
+ * connections: the longest-open one waiting for a request of which nothing has arrived (kept
+ * alive between requests, or not started). One in the middle of a request or a response is
+ * never picked, so opening connections cannot cut anybody's request short, and a peer that
+ * holds every slot idle cannot lock the kubelet's probes out. */
+static admin_conn_t *idle_victim(px_admin_t *ad)
 {
-    admin_listener_t *l = container_of(server, admin_listener_t, tcp);
-    px_admin_t *ad = l->ad;
-    if (ad->closing)
-        return;
-    if (status < 0) {
-        if (warn_now(ad))
-            px_log(PX_LOG_WARN, "admin: accept on %s failed: %s", l->name, uv_strerror(status));
-        return;
+    px_list_t *pos, *tmp;
+    px_list_for_each_safe(pos, tmp, &ad->conns)
+    {
+        admin_conn_t *c = container_of(pos, admin_conn_t, link);
+        if (c->state == CONN_READING && !c->in_request && c->off == c->len)
+            return c;
     }
-    if (ad->stats.connections >= ad->max_conns) {
-        ad->stats.connections_refused++;
-        if (warn_now(ad))
-            px_log(PX_LOG_WARN, "admin: %u connections already open; closing new ones",
-                   ad->stats.connections);
-        reject(ad, server);
-        return;
+    return NULL;
+}
+
+/* Takes the listener's pending connection: served, or refused when every slot is busy. */
+static void admit(admin_listener_t *l)
+{
+    px_admin_t *ad = l->ad;
+    uv_stream_t *server = (uv_stream_t *)&l->tcp;
+    if (ad->stats.connections - ad->nclosing >= ad->max_conns) {
+        admin_conn_t *victim = idle_victim(ad);
+        if (victim) {
+            ad->stats.connections_evicted++;
+            conn_close(victim, "idle, and the connection limit is reached");
+        } else {
+            ad->stats.connections_refused++;
+            if (warn_now(ad))
+                px_log(PX_LOG_WARN, "admin: %u connections busy; closing new ones", ad->max_conns);
+            if (!reject(ad, server))
+                l->accept_stalled = ad->accept_stalled = true;
+            return;
+        }
     }
     admin_conn_t *c = px_calloc(1, sizeof(*c));
     if (!c || uv_tcp_init(ad->loop, &c->tcp) != 0) {
         px_free(c);
         if (warn_now(ad))
             px_log(PX_LOG_WARN, "admin: out of memory accepting a connection");
-        reject(ad, server);
+        if (!reject(ad, server))
+            l->accept_stalled = ad->accept_stalled = true;
         return;
     }
     c->ad = ad;
@@ -587,6 +618,35 @@ static void on_connection(uv_stream_t *server, int status)
     (void)uv_tcp_nodelay(&c->tcp, 1);
     peer_name(&c->tcp, c->peer, sizeof(c->peer));
     start_reading(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    admin_listener_t *l = container_of(server, admin_listener_t, tcp);
+    px_admin_t *ad = l->ad;
+    if (ad->closing)
+        return;
+    if (status < 0) {
+        if (warn_now(ad))
+            px_log(PX_LOG_WARN, "admin: accept on %s failed: %s", l->name, uv_strerror(status));
+        return;
+    }
+    admit(l);
+}
+
+/* The janitor's retry of listeners stalled by an allocation failure. */
+static void unstall(px_admin_t *ad)
+{
+    ad->accept_stalled = false;
+    px_list_t *pos, *tmp;
+    px_list_for_each_safe(pos, tmp, &ad->listeners)
+    {
+        admin_listener_t *l = container_of(pos, admin_listener_t, link);
+        if (l->accept_stalled) {
+            l->accept_stalled = false;
+            admit(l);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */

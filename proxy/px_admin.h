@@ -63,7 +63,8 @@ extern const int px_admin_codes[PX_ADMIN_NCODES];
 /* The endpoint's own traffic, for /metrics. */
 typedef struct px_admin_stats {
     uint32_t connections;               /* now */
-    uint64_t connections_refused;       /* over max_conns */
+    uint64_t connections_refused;       /* over max_conns, none of them idle */
+    uint64_t connections_evicted;       /* idle ones closed to make room for a new one */
     uint64_t requests[PX_ADMIN_NCODES]; /* answered, by status (px_admin_codes order) */
 } px_admin_stats_t;
 

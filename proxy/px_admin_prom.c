@@ -276,8 +276,11 @@ void px_admin_metrics_render(px_dbuf_t *b, const px_admin_metrics_t *m)
     one(b, "rsproxy_admin_connections", PX_PROM_GAUGE, "Admin HTTP connections now.",
         m->admin.connections);
     one(b, "rsproxy_admin_connections_refused_total", PX_PROM_COUNTER,
-        "Admin HTTP connections closed at once because too many were open.",
+        "Admin HTTP connections closed at once because too many were open and busy.",
         m->admin.connections_refused);
+    one(b, "rsproxy_admin_connections_evicted_total", PX_PROM_COUNTER,
+        "Idle admin HTTP connections closed to make room for a new one.",
+        m->admin.connections_evicted);
     px_prom_family(b, "rsproxy_admin_requests_total", PX_PROM_COUNTER,
                    "Admin HTTP requests answered, by status code (this scrape not included).");
     for (int i = 0; i < PX_ADMIN_NCODES; i++) {

@@ -582,6 +582,7 @@ static void fill_metrics(px_admin_metrics_t *m)
     m->ready = false;
     m->admin.connections = 2;
     m->admin.connections_refused = 6;
+    m->admin.connections_evicted = 8;
     m->admin.requests[0] = 100; /* 200 */
     m->admin.requests[2] = 3;   /* 404 */
 }
@@ -632,6 +633,7 @@ PX_TEST(metrics_render)
     expect_value(t, "rsproxy_read_buffers", "88");
     expect_value(t, "rsproxy_admin_connections", "2");
     expect_value(t, "rsproxy_admin_connections_refused_total", "6");
+    expect_value(t, "rsproxy_admin_connections_evicted_total", "8");
     expect_value(t, "rsproxy_admin_requests_total{code=\"200\"}", "100");
     expect_value(t, "rsproxy_admin_requests_total{code=\"404\"}", "3");
     expect_value(t, "rsproxy_admin_requests_total{code=\"431\"}", "0");

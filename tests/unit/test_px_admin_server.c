@@ -7,6 +7,7 @@
  * Every case ends with uv_loop_close() == 0, so a leaked handle fails it.
  */
 #include "px_admin.h"
+#include "px_alloc.h"
 #include "px_test.h"
 
 #include <arpa/inet.h>
@@ -507,22 +508,40 @@ PX_TEST(slow_and_idle_peers)
     ASSERT_EQ(cur->stats.requests[4], 1); /* 408 */
 }
 
-static void client_limit(tcase_t *t)
+#define S_LIVE "GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n"
+
+/* One whole request and the start of the next in one segment: when the answer to the first
+ * arrives, the server has read the rest too, so the connection is in the middle of a request
+ * (no sleep to guess with). */
+static bool make_busy(int fd)
+{
+    resp_t r;
+    bool ok = send_lit(fd, S_LIVE "GET /live") && read_resp(fd, &r, false) && r.status == 200;
+    if (ok)
+        free(r.body);
+    return ok;
+}
+
+static bool served_on(int fd, const char *raw)
+{
+    resp_t r;
+    bool ok = send_all(fd, raw, strlen(raw)) && read_resp(fd, &r, false) && r.status == 200;
+    if (ok)
+        free(r.body);
+    return ok;
+}
+
+static void client_limit_busy(tcase_t *t)
 {
     int a = connect_to(t->port), b = connect_to(t->port);
     CHECK(a >= 0 && b >= 0, "connect");
-    usleep(100 * 1000); /* let the server accept both */
+    CHECK(make_busy(a) && make_busy(b), "two connections in the middle of a request");
     int c = connect_to(t->port);
     CHECK(c >= 0, "connect");
     CHECK(closed_by_server(c), "the third connection is closed at once");
     close(c);
-    resp_t r;
-    CHECK(send_lit(a, "GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n"), "send");
-    CHECK(read_resp(a, &r, false) && r.status == 200, "first still served");
-    free(r.body);
-    CHECK(send_lit(b, "GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n"), "send");
-    CHECK(read_resp(b, &r, false) && r.status == 200, "second still served");
-    free(r.body);
+    CHECK(served_on(a, "ness HTTP/1.1\r\nHost: x\r\n\r\n"), "first request finished");
+    CHECK(served_on(b, "ness HTTP/1.1\r\nHost: x\r\n\r\n"), "second request finished");
     /* Slots come back once connections close. The server closes its end when it sees ours
      * end; a connection made after that is accepted in a later loop turn than the close
      * callbacks that free the slots, so it is never refused (no sleep to guess with). */
@@ -532,16 +551,48 @@ static void client_limit(tcase_t *t)
     CHECK(closed_by_server(b), "second closed after its EOF");
     close(a);
     close(b);
-    CHECK(request(t, "GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) && r.status == 200,
-          "served again");
+    resp_t r;
+    CHECK(request(t, S_LIVE, &r, false) && r.status == 200, "served again");
     free(r.body);
 }
 
-PX_TEST(connection_limit)
+PX_TEST(connection_limit_all_busy)
 {
     px_admin_opts_t o = {.max_conns = 2};
-    run_case(client_limit, &o);
+    run_case(client_limit_busy, &o);
     ASSERT_EQ(cur->stats.connections_refused, 1);
+    ASSERT_EQ(cur->stats.connections_evicted, 0);
+}
+
+static void client_limit_idle(tcase_t *t)
+{
+    /* a: kept alive between requests; b: in the middle of one; c: new. */
+    int a = connect_to(t->port);
+    CHECK(a >= 0 && served_on(a, S_LIVE), "first connection served");
+    int b = connect_to(t->port);
+    CHECK(b >= 0 && make_busy(b), "second connection in the middle of a request");
+    int c = connect_to(t->port);
+    CHECK(c >= 0 && served_on(c, S_LIVE), "the third connection is served");
+    CHECK(closed_by_server(a), "the idle one made room for it");
+    close(a);
+    CHECK(served_on(b, "ness HTTP/1.1\r\nHost: x\r\n\r\n"), "the busy one was left alone");
+    /* Now b and c are idle: a new connection that has sent nothing yet is idle too, and the
+     * longest-open one goes first. */
+    int d = connect_to(t->port);
+    CHECK(d >= 0 && served_on(d, S_LIVE), "the fourth connection is served");
+    CHECK(closed_by_server(b), "the longest-open idle one made room");
+    CHECK(served_on(c, S_LIVE), "the newer idle one stays");
+    close(b);
+    close(c);
+    close(d);
+}
+
+PX_TEST(connection_limit_evicts_idle)
+{
+    px_admin_opts_t o = {.max_conns = 2};
+    run_case(client_limit_idle, &o);
+    ASSERT_EQ(cur->stats.connections_refused, 0);
+    ASSERT_EQ(cur->stats.connections_evicted, 2);
 }
 
 static void client_big_metrics(tcase_t *t)
@@ -628,6 +679,54 @@ PX_TEST(localhost_by_name)
     ASSERT(px_admin_port(a) > 0);
     int fd = connect_to(px_admin_port(a));
     ASSERT(fd >= 0);
+    close(fd);
+    px_admin_close(a, NULL, NULL);
+    ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+    px_test_loop_close(&loop);
+}
+
+/* Runs the loop a turn at a time until `fd` has something to read (or the server closed it),
+ * for cases that drive the loop from the test's own thread. */
+static bool pump_until_readable(uv_loop_t *loop, int fd, double seconds)
+{
+    double end = now_s() + seconds;
+    while (now_s() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        char ch;
+        ssize_t k = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return true;
+        usleep(2000);
+    }
+    return false;
+}
+
+PX_TEST(accept_out_of_memory_is_retried)
+{
+    /* When not even a refusal can be allocated, libuv stops watching the listener until its
+     * pending connection is accepted: the janitor must take it later, or the endpoint would
+     * be deaf for good. */
+    uv_loop_t loop;
+    ASSERT_OK(uv_loop_init(&loop));
+    fake_t f = {.ready_status = 200};
+    px_admin_t *a = NULL;
+    char err[256];
+    px_admin_opts_t o = {.addr = "127.0.0.1", .port = 0, .head_timeout_ms = 200};
+    ASSERT_OK(px_admin_new(&loop, &o, &fake_ops, &f, &a, err, sizeof(err)));
+    int fd = connect_to(px_admin_port(a)); /* completes in the kernel's backlog */
+    ASSERT(fd >= 0);
+    ASSERT(send_lit(fd, S_LIVE));
+    px_alloc_fail_after(0);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the accept: nothing can be allocated */
+    px_alloc_fail_after(-1);
+    px_admin_stats_t st;
+    px_admin_get_stats(a, &st);
+    ASSERT_EQ(st.connections, 0);
+    ASSERT(pump_until_readable(&loop, fd, 5.0));
+    resp_t r;
+    ASSERT(read_resp(fd, &r, false));
+    ASSERT_EQ(r.status, 200);
+    free(r.body);
     close(fd);
     px_admin_close(a, NULL, NULL);
     ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
