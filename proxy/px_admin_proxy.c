@@ -511,11 +511,12 @@ int px__admin_start(px_proxy_t *px, char *err, size_t errlen)
         return rc;
     }
     px->admin = g;
-    /* The timer does not keep the loop alive: the endpoint's listeners do, until glue_close. */
+    /* The timer does not keep the loop alive: the endpoint's listeners do, until glue_close.
+     * It runs only where there is a credential chain to retry. */
     uv_timer_init(px->loop, &g->tick);
-    uv_timer_start(&g->tick, on_tick, CREDS_TICK_MS, CREDS_TICK_MS);
     uv_unref((uv_handle_t *)&g->tick);
     if (boot->upstream.auth == CFG_UPSTREAM_AUTH_IAM && px->iam) {
+        uv_timer_start(&g->tick, on_tick, CREDS_TICK_MS, CREDS_TICK_MS);
         px->stats.health.creds = PX_CREDS_PENDING;
         fetch_creds(g);
     }
