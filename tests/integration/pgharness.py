@@ -11,6 +11,9 @@ tests/bench/bench_pgbench.py uses it directly. It knows how to
 It does not decide what a test expects: assertions live in the test files.
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import pwd
 import re
@@ -719,3 +722,21 @@ def remove_tree(path):
     if os.environ.get("RSPROXY_KEEP_TMP"):
         return
     shutil.rmtree(path, ignore_errors=True)
+
+
+def scram_keys(password, salt, iterations):
+    """RFC 5802 ClientKey, StoredKey and ServerKey. Test passwords are ASCII, for which SASLprep
+    is the identity."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    return client_key, hashlib.sha256(client_key).digest(), server_key
+
+
+def scram_verifier(password, salt=None, iterations=4096):
+    """PostgreSQL's stored SCRAM-SHA-256 secret, which CREATE/ALTER ROLE ... PASSWORD and an
+    auth_file accept ready-made; a random 16-byte salt unless one is given."""
+    salt = salt or os.urandom(16)
+    _, stored, server = scram_keys(password, salt, iterations)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"

@@ -13,7 +13,6 @@ counts the calls.)
 """
 
 import base64
-import hashlib
 import hmac
 import os
 import struct
@@ -24,7 +23,7 @@ import psycopg
 import pytest
 
 import pgwire
-from pgharness import pg_bin
+from pgharness import pg_bin, scram_keys, scram_verifier
 
 ALICE_PW = "alice-first-password"
 ALICE_PW2 = "alice-second-password"
@@ -33,19 +32,6 @@ QUOTE_USER = 'o"brien q'
 QUOTE_PW = 'pass "with" quotes'
 BOB_PW = "bob-added-on-reload"
 VERA_SALT = b"vera-fixed-salt!"
-
-
-def scram_keys(password, salt, iterations):
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    return client_key, hashlib.sha256(client_key).digest(), server_key
-
-
-def scram_verifier(password, salt, iterations=4096):
-    _, stored, server = scram_keys(password, salt, iterations)
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"
 
 
 def write_authfile(path, entries):

@@ -16,9 +16,7 @@ login without sending the proof, the proxy keeps serving, and (under RSPROXY_SAN
 sanitizers see no leak or bad access when the work comes back to a closed connection.
 """
 
-import base64
 import hashlib
-import hmac
 import os
 import re
 import secrets
@@ -34,7 +32,7 @@ from psycopg import sql
 
 import pgwire
 import wirecheck
-from pgharness import slow_factor
+from pgharness import scram_verifier, slow_factor
 
 # One password for every role made here, so one rsproxy ([upstream] password) logs in both
 # a fast role (PostgreSQL's 4096 iterations) and the slow ones.
@@ -55,19 +53,6 @@ def pbkdf2_iterations_for(seconds):
     return max(10_000, min(MAX_ITERATIONS, int(seconds / per_iteration)))
 
 
-def scram_verifier(password, iterations):
-    """PostgreSQL's stored form (RFC 5802 keys), which ALTER/CREATE ROLE ... PASSWORD accepts as
-    a ready-made secret. The password is ASCII, so SASLprep leaves it as it is."""
-    salt = os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    salt_b64, stored_b64, server_b64 = (base64.b64encode(b).decode()
-                                        for b in (salt, stored_key, server_key))
-    return f"SCRAM-SHA-256${iterations}:{salt_b64}${stored_b64}:{server_b64}"
-
-
 def proxy_slowdown():
     """How much slower rsproxy's PBKDF2 runs than Python's: under valgrind OpenSSL's code is
     emulated too. (Under ASan it is several times slower as well, through the allocation
@@ -85,7 +70,7 @@ def iterations():
 
 @pytest.fixture(scope="module")
 def verifiers(iterations):
-    return {role: scram_verifier(PASSWORD, n) for role, n in iterations.items()}
+    return {role: scram_verifier(PASSWORD, iterations=n) for role, n in iterations.items()}
 
 
 def create_roles(cluster, verifiers):
