@@ -105,13 +105,19 @@ static void close_timer(px_client_t *c)
 static void on_close_deadline(uv_timer_t *t)
 {
     px_client_t *c = container_of(t, px_client_t, timer);
-    /* The client did not take its last bytes in time. */
+    /* The client did not take its last bytes in time, or kept sending after them. */
     px_sock_close(&c->sock);
     close_timer(c);
 }
 
-static void client_close(px_client_t *c, const char *reason, bool graceful)
+/* How the client's socket goes: at once, after our last bytes, or after them while its own
+ * last bytes are drained (see px_sock_close_lingering). */
+typedef enum { CLOSE_NOW, CLOSE_FLUSH, CLOSE_LINGER } close_how_t;
+
+static void client_close(px_client_t *c, const char *reason, close_how_t how)
 {
+    /* With CLOSE_LINGER: the rest of the message the client is in the middle of. */
+    uint64_t msg_left = c->state >= PX_CLIENT_LOGIN_PARAMS ? c->c2s.body_left : 0;
     if (c->state == PX_CLIENT_CLOSING)
         return;
     px_log_level_t lvl = c->state >= PX_CLIENT_LOGIN_PARAMS ? PX_LOG_INFO : PX_LOG_DEBUG;
@@ -140,7 +146,13 @@ static void client_close(px_client_t *c, const char *reason, bool graceful)
         c->scram = NULL;
     }
     uv_timer_stop(&c->timer);
-    if (graceful)
+    if (how == CLOSE_LINGER) {
+        px_log_ctx(PX_LOG_DEBUG, c->ctx,
+                   "draining the client's input (%llu bytes of its message "
+                   "left) before the close",
+                   (unsigned long long)msg_left);
+        px_sock_close_lingering(&c->sock, msg_left);
+    } else if (how == CLOSE_FLUSH)
         px_sock_close_graceful(&c->sock);
     else
         px_sock_close(&c->sock);
@@ -153,7 +165,7 @@ static void client_close(px_client_t *c, const char *reason, bool graceful)
 
 void px__client_close(px_client_t *c, const char *reason)
 {
-    client_close(c, reason, true);
+    client_close(c, reason, CLOSE_FLUSH);
 }
 
 /* Sends a whole ErrorResponse to the client if its stream is between messages. */
@@ -179,7 +191,12 @@ static void client_fail_detail(px_client_t *c, const char *sqlstate, const char 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     px_log_ctx(PX_LOG_INFO, c->ctx, "error sqlstate=%s message=\"%s\"", sqlstate, msg);
     send_error(c, "FATAL", sqlstate, msg, detail);
-    client_close(c, msg, true);
+    /* A client cut off in the middle of its message is still sending: drain it, so that it
+     * can finish and read the error instead of meeting an RST. One between messages has
+     * nothing in flight and is closed as soon as the error is out. */
+    bool mid_input = px_sock_unread(&c->sock) > 0 ||
+                     (c->state >= PX_CLIENT_LOGIN_PARAMS && !px_framer_at_boundary(&c->c2s));
+    client_close(c, msg, mid_input ? CLOSE_LINGER : CLOSE_FLUSH);
 }
 
 void px__client_fail(px_client_t *c, const char *sqlstate, const char *fmt, ...)
@@ -560,7 +577,7 @@ static void on_startup_data(px_client_t *c)
             s->pos += len;
             px_sock_consumed(s);
             px__cancel_request(c->px, st.cancel_pid, st.cancel_key);
-            client_close(c, "cancel request", false);
+            client_close(c, "cancel request", CLOSE_NOW);
             return;
         case PX_STARTUP_V3:
             c->startup = px_malloc(len);
@@ -591,7 +608,9 @@ static void client_sock_cb(px_sock_t *s, px_sock_ev_t ev, int status)
 {
     px_client_t *c = container_of(s, px_client_t, sock);
     if (ev == PX_EV_CLOSED) {
+        /* Only a closing client's socket closes; its timer was the close deadline. */
         c->pending_closes--;
+        close_timer(c);
         maybe_free(c);
         return;
     }
@@ -627,7 +646,7 @@ static void client_sock_cb(px_sock_t *s, px_sock_ev_t ev, int status)
     case PX_EV_ERROR: {
         char why[128];
         snprintf(why, sizeof(why), "client connection error: %s", px_strerror(status));
-        client_close(c, why, false);
+        client_close(c, why, CLOSE_NOW);
         return;
     }
     default:
@@ -674,7 +693,7 @@ void px__client_accept(px_proxy_t *px, uv_stream_t *server, bool pipe)
         c->pending_closes++;
     if (rc) {
         px_log(PX_LOG_WARN, "accept failed: %s", px_strerror(rc));
-        client_close(c, "accept failed", false);
+        client_close(c, "accept failed", CLOSE_NOW);
         return;
     }
     px->stats.clients_accepted++;
@@ -691,7 +710,7 @@ void px__client_accept(px_proxy_t *px, uv_stream_t *server, bool pipe)
     if (total > (uint32_t)c->cfg->proxy.max_client_conn * 2u + 64u) {
         px->stats.clients_refused++;
         px->stats.clients_refused_limit++;
-        client_close(c, "too many connections", false);
+        client_close(c, "too many connections", CLOSE_NOW);
         return;
     }
     uv_timer_start(&c->timer, on_login_timeout, PX_LOGIN_TIMEOUT_MS, 0);

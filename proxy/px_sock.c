@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct px_wreq {
     uv_write_t req;
@@ -218,6 +219,7 @@ void px_sock_consumed(px_sock_t *s)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
+static void linger_step(px_sock_t *s);
 
 static bool has_space(const px_sock_t *s)
 {
@@ -226,8 +228,9 @@ static bool has_space(const px_sock_t *s)
 
 static void update_reading(px_sock_t *s)
 {
-    bool want = s->want_read && s->inited && !s->closing && !s->error_reported && !s->tls_more &&
-                (s->tls ? true : has_space(s));
+    bool want = s->inited && !s->closing &&
+                (s->lingering || (s->want_read && !s->error_reported && !s->tls_more &&
+                                  (s->tls ? true : has_space(s))));
     if (want && !s->reading) {
         if (uv_read_start(&s->h.stream, on_alloc, on_read) == 0)
             s->reading = true;
@@ -344,7 +347,10 @@ static void on_write(uv_write_t *req, int status)
     if (px_sock_write_pending(s))
         return;
     if (s->close_on_flush) {
-        px_sock_close(s);
+        if (s->lingering)
+            linger_step(s);
+        else
+            px_sock_close(s);
         return;
     }
     emit(s, PX_EV_FLUSHED, 0);
@@ -441,9 +447,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     px_sock_t *s = container_of(h, px_sock_t, h.handle);
     (void)suggested;
-    if (s->tls) {
+    if (s->tls || s->lingering) {
         /* Ciphertext lands in the shared scratch area and is fed to OpenSSL before the read
-         * callback returns, so no connection owns a ciphertext buffer. */
+         * callback returns, so no connection owns a ciphertext buffer; input being thrown
+         * away (lingering) lands there too. */
         *b = uv_buf_init((char *)s->io->cin, sizeof(s->io->cin));
         return;
     }
@@ -462,6 +469,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     (void)b;
     if (s->closing)
         return;
+    if (s->lingering) {
+        /* Thrown away; the peer's EOF, an error or too much input ends the linger. */
+        if (nread < 0 || (uint64_t)s->discarded + (uint64_t)nread > PX_LINGER_MAX_BYTES) {
+            px_sock_close(s);
+            return;
+        }
+        s->discarded += (uint32_t)nread;
+        linger_step(s);
+        return;
+    }
     if (nread == 0) {
         /* EAGAIN: nothing arrived; an empty buffer goes back to the pool. */
         if (s->buf && s->off == s->end && s->pos == s->end)
@@ -567,6 +584,41 @@ void px_sock_close(px_sock_t *s)
         s->reading = false;
         uv_close(&s->h.handle, on_close);
     }
+}
+
+/* The FIN goes once our writes are out and the peer's message has come whole; reading goes
+ * on until the peer closes. */
+static void linger_step(px_sock_t *s)
+{
+    if (s->fin_sent || s->discarded < s->fin_after)
+        return;
+    if (px_sock_write_pending(s)) {
+        s->close_on_flush = true;
+        return;
+    }
+    s->close_on_flush = false;
+    s->fin_sent = true;
+    uv_os_fd_t fd;
+    if (uv_fileno(&s->h.handle, &fd) != 0 || shutdown(fd, SHUT_WR) != 0)
+        px_sock_close(s);
+}
+
+void px_sock_close_lingering(px_sock_t *s, uint64_t fin_after)
+{
+    if (s->closing)
+        return;
+    if (s->tls || !s->inited || s->error_reported) {
+        px_sock_close_graceful(s);
+        return;
+    }
+    s->lingering = true;
+    s->fin_after = (uint32_t)PX_MIN(fin_after, (uint64_t)PX_LINGER_MAX_BYTES);
+    /* Our view of the unread input goes (it counts as drained); writes still referencing the
+     * buffer keep it alive. */
+    s->discarded = px_sock_unread(s);
+    buf_release(s);
+    update_reading(s);
+    linger_step(s);
 }
 
 void px_sock_close_graceful(px_sock_t *s)

@@ -100,6 +100,10 @@ struct px_sock {
     bool tls_eof;        /* close_notify arrived; reported once the data before it is out */
     bool closing;        /* px_sock_close was called */
     bool close_on_flush; /* close once the writes are done */
+    bool lingering;      /* px_sock_close_lingering: input is discarded */
+    bool fin_sent;       /* lingering, and half-closed */
+    uint32_t discarded;  /* bytes thrown away while lingering */
+    uint32_t fin_after;  /* lingering: the FIN waits until this many are thrown away */
     bool error_reported; /* an ERROR/EOF event went out; no more of them */
 };
 
@@ -163,6 +167,21 @@ bool px_sock_write_pending(const px_sock_t *s);
 int px_sock_tls_start(px_sock_t *s, px_tls_t *tls) PX_MUSTCHECK;
 /* Queues close_notify (TLS) and closes once every write is out; the owner keeps a timer. */
 void px_sock_close_graceful(px_sock_t *s);
+/* Most input px_sock_close_lingering throws away before it gives up and closes. */
+#define PX_LINGER_MAX_BYTES (64u << 20)
+
+/*
+ * For a peer that may still be sending when we give up on it (an error in the middle of its
+ * message): like px_sock_close_graceful, but unread input and whatever else arrives is read and
+ * thrown away. Once every write is out and `fin_after` bytes (counted from the unread input, so
+ * the rest of the peer's message) have been thrown away, the socket is half-closed (FIN); it
+ * stays open until the peer closes too, PX_LINGER_MAX_BYTES have come, or the owner's timer
+ * closes it. Closing with unread input would send an RST instead of the FIN, and an RST fails
+ * the peer's send and can destroy our last message (an ErrorResponse) before the peer reads
+ * it. No events but PX_EV_CLOSED follow. Plaintext only: with TLS this is
+ * px_sock_close_graceful.
+ */
+void px_sock_close_lingering(px_sock_t *s, uint64_t fin_after);
 /* Closes now; queued writes are dropped. Idempotent. */
 void px_sock_close(px_sock_t *s);
 

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import errors as pgerr
 
+import pgwire
 from fixtures_aws import PROXY_KEY, secret_of
 from fixtures_copy import (APP_ROLE, BUCKET, EU_BUCKET, INVALID_CREDS, OTHER_ROLE, ROLE, TEMPDIR,
                            connect, psql, wait_for)
@@ -216,6 +217,12 @@ def test_statement_over_max_statement_size_is_refused(cx):
     assert cx.rs_log().count("COPY ") == 1
 
 
+def raw_login(p):
+    c = pgwire.RawConn("127.0.0.1", p.port, timeout=60)
+    c.login("alice", "dev", timeout=60)
+    return c
+
+
 def test_large_query_under_a_policy(cx):
     """Under a policy (allowed_iam_roles), a Query over max_statement_size whose first keyword
     is not COPY or UNLOAD cannot be held whole. Its first max_statement_size bytes decide:
@@ -233,13 +240,25 @@ def test_large_query_under_a_policy(cx):
         e = fails(c, f"INSERT INTO t VALUES (0, 'copy', 'x'), {rows}")
         assert e.sqlstate == "54000" and "max_statement_size is 65536" in str(e), e
         assert c.execute("SELECT count(*) FROM t").fetchone() == (4000,)
-        # rsproxy answers with 54000 and closes while psycopg is still sending the rest, so
-        # libpq reports the message ("consuming input failed: ...") without its SQLSTATE.
+        # A FATAL error, then the close: psycopg 3 raises from PQconsumeInput ("consuming
+        # input failed: <the message>"), which carries no SQLSTATE (the raw test below sees it).
         e = fails(c, f"INSERT INTO t VALUES {rows}, (0, 'Copy', 'x')")
         assert "statement too large for rsproxy to check" in str(e), e
         assert "the session is closed and nothing of the Query ran" in str(e), e
         assert e.sqlstate in ("54000", None), e
         assert c.broken or c.closed
+    # The word early in a 15 MB Query, more than the socket buffers hold: rsproxy gives up
+    # while the client is still sending. It drains the rest of the message before its FIN
+    # (closing with unread input sends an RST, which fails the client's send, and a client
+    # that stops at a failed send never reads the ErrorResponse), so a client that sends the
+    # whole message and then reads gets the error, and then the close.
+    tail = ", ".join([rows] * 64)
+    with raw_login(p) as rc:
+        rc.send(pgwire.query(f"INSERT INTO t VALUES {rows}, (0, 'copy', 'x'), {tail}"))
+        msgs = rc.wait_closed(30)
+        assert [m.type for m in msgs] == [b"E"], msgs
+        assert msgs[0].fields()["C"] == "54000", msgs[0].fields()
+        assert "nothing of the Query ran" in msgs[0].fields()["M"]
     # A COPY hidden behind 100 KB of other statement, with a role the policy refuses.
     with connect(p) as c:
         e = fails(c, f"SELECT length('{'x' * 100_000}'); "

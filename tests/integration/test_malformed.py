@@ -293,6 +293,18 @@ def test_message_claiming_1gb(proxy):
     assert proxy.rss_kb() < rss_budget_kb(64)
 
 
+def test_error_survives_the_rest_of_a_big_send(proxy):
+    """A refused message followed by 8 MB more, in one send: rsproxy throws the rest away after
+    its error (and FIN) instead of closing on unread input, which would send an RST that fails
+    the client's send. The client finishes sending, then reads the error and the close."""
+    with logged_in(proxy, timeout=30) as c:
+        c.send(b"Q" + struct.pack("!I", 1 << 30) + b"x" * (8 << 20))
+        msgs = c.wait_closed(30)
+        assert [m.type for m in msgs] == [b"E"], msgs
+        assert msgs[0].fields()["C"] in {"08P01", "54000"}, msgs[0].fields()
+    wirecheck.still_serves(proxy)
+
+
 def test_parse_claiming_2gb(proxy):
     refused_after_login(proxy, b"P" + struct.pack("!I", 0x7FFFFFF0) + b"\0SELECT",
                         codes={"08P01", "54000", "08006"})
