@@ -556,7 +556,8 @@ static bool warn_now(px_admin_t *ad)
  * connections: the longest-open one waiting for a request of which nothing has arrived (kept
  * alive between requests, or not started). One in the middle of a request or a response is
  * never picked, so opening connections cannot cut anybody's request short, and a peer that
- * holds every slot idle cannot lock the kubelet's probes out. */
+ * holds every slot idle cannot lock the kubelet's probes out (a flood of new connections still
+ * can evict a probe accepted in the same burst before its request is read). */
 static admin_conn_t *idle_victim(px_admin_t *ad)
 {
     px_list_t *pos, *tmp;

@@ -168,6 +168,16 @@ void px__client_close(px_client_t *c, const char *reason)
     client_close(c, reason, CLOSE_FLUSH);
 }
 
+void px__client_close_after_error(px_client_t *c, const char *reason)
+{
+    /* A client cut off in the middle of its message is still sending: drain it, so that it
+     * can finish and read the error instead of meeting an RST. One between messages has
+     * nothing in flight and is closed as soon as the error is out. */
+    bool mid_input = px_sock_unread(&c->sock) > 0 ||
+                     (c->state >= PX_CLIENT_LOGIN_PARAMS && !px_framer_at_boundary(&c->c2s));
+    client_close(c, reason, mid_input ? CLOSE_LINGER : CLOSE_FLUSH);
+}
+
 /* Sends a whole ErrorResponse to the client if its stream is between messages. */
 static void send_error(px_client_t *c, const char *severity, const char *sqlstate,
                        const char *message, const char *detail)
@@ -191,12 +201,7 @@ static void client_fail_detail(px_client_t *c, const char *sqlstate, const char 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     px_log_ctx(PX_LOG_INFO, c->ctx, "error sqlstate=%s message=\"%s\"", sqlstate, msg);
     send_error(c, "FATAL", sqlstate, msg, detail);
-    /* A client cut off in the middle of its message is still sending: drain it, so that it
-     * can finish and read the error instead of meeting an RST. One between messages has
-     * nothing in flight and is closed as soon as the error is out. */
-    bool mid_input = px_sock_unread(&c->sock) > 0 ||
-                     (c->state >= PX_CLIENT_LOGIN_PARAMS && !px_framer_at_boundary(&c->c2s));
-    client_close(c, msg, mid_input ? CLOSE_LINGER : CLOSE_FLUSH);
+    px__client_close_after_error(c, msg);
 }
 
 void px__client_fail(px_client_t *c, const char *sqlstate, const char *fmt, ...)
@@ -254,8 +259,10 @@ static void on_server_fail(px_server_t *sv, const px_server_fail_t *f)
                f->message);
     if (f->be_error && c->state != PX_CLIENT_CLOSING) {
         /* Upstream's own ErrorResponse (its SQLSTATE, e.g. 28P01), unchanged. */
-        bool sent = px_sock_write_copy(&c->sock, f->be_error, f->be_error_len) == 0;
-        client_close(c, f->message, sent);
+        if (px_sock_write_copy(&c->sock, f->be_error, f->be_error_len) == 0)
+            px__client_close_after_error(c, f->message);
+        else
+            client_close(c, f->message, CLOSE_NOW);
         return;
     }
     px__client_fail(c, f->sqlstate, "%s", f->message);

@@ -331,6 +331,9 @@ void px__client_set_state(px_client_t *c, px_client_state_t next);
 void px__client_fail(px_client_t *c, const char *sqlstate, const char *fmt, ...) PX_PRINTF(3, 4);
 /* Closes without a message to the client; `reason` is logged. */
 void px__client_close(px_client_t *c, const char *reason);
+/* The same after a last message (an error) to a client that may be in the middle of sending
+ * its own: the rest of it is drained first (px_sock_close_lingering). */
+void px__client_close_after_error(px_client_t *c, const char *reason);
 /* The shutdown drain: closes the client now if it is between transactions. */
 void px__client_drain_check(px_client_t *c);
 void px__client_update_ctx(px_client_t *c);

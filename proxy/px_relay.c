@@ -39,7 +39,7 @@ void px__relay_upstream_lost(px_client_t *c, const char *why)
     px_log_ctx(PX_LOG_INFO, c->ctx, "upstream lost: %s", why);
     if (c->fatal_seen) {
         /* The server said why in its own FATAL error; another message would only confuse. */
-        px__client_close(c, why);
+        px__client_close_after_error(c, why);
         return;
     }
     /* libpq's words for this situation; the client gets them only between messages (a message

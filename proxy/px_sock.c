@@ -228,9 +228,12 @@ static bool has_space(const px_sock_t *s)
 
 static void update_reading(px_sock_t *s)
 {
-    bool want = s->inited && !s->closing &&
-                (s->lingering || (s->want_read && !s->error_reported && !s->tls_more &&
-                                  (s->tls ? true : has_space(s))));
+    bool want;
+    if (s->lingering)
+        want = s->inited && !s->closing && !s->peer_eof;
+    else
+        want = s->want_read && s->inited && !s->closing && !s->error_reported && !s->tls_more &&
+               (s->tls ? true : has_space(s));
     if (want && !s->reading) {
         if (uv_read_start(&s->h.stream, on_alloc, on_read) == 0)
             s->reading = true;
@@ -347,7 +350,7 @@ static void on_write(uv_write_t *req, int status)
     if (px_sock_write_pending(s))
         return;
     if (s->close_on_flush) {
-        if (s->lingering)
+        if (s->lingering && !s->peer_eof)
             linger_step(s);
         else
             px_sock_close(s);
@@ -470,7 +473,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     if (s->closing)
         return;
     if (s->lingering) {
-        /* Thrown away; the peer's EOF, an error or too much input ends the linger. */
+        /* Thrown away. The peer's EOF ends the linger once our last bytes are out (a peer may
+         * half-close and then read); an error or too much input ends it at once. */
+        if (nread == UV_EOF && px_sock_write_pending(s)) {
+            s->peer_eof = true;
+            s->close_on_flush = true;
+            update_reading(s);
+            return;
+        }
         if (nread < 0 || (uint64_t)s->discarded + (uint64_t)nread > PX_LINGER_MAX_BYTES) {
             px_sock_close(s);
             return;

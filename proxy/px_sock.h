@@ -102,6 +102,7 @@ struct px_sock {
     bool close_on_flush; /* close once the writes are done */
     bool lingering;      /* px_sock_close_lingering: input is discarded */
     bool fin_sent;       /* lingering, and half-closed */
+    bool peer_eof;       /* lingering, and the peer has finished sending */
     uint32_t discarded;  /* bytes thrown away while lingering */
     uint32_t fin_after;  /* lingering: the FIN waits until this many are thrown away */
     bool error_reported; /* an ERROR/EOF event went out; no more of them */
