@@ -41,6 +41,12 @@ def admin_proxy(proxy_factory, config=None, **kw):
                 continue
             raise
         p.admin_port = port
+        # The harness waits for the client port. rsproxy binds the admin endpoint right after
+        # the client listeners (so that /startup answering means they are bound), and a
+        # loaded machine can run a test in between. Its log line comes once it listens; a
+        # probing connection would count against the endpoint's connection limit.
+        wait_until(lambda: f" port {port}: /startup" in p.log_text(), 10,
+                   what=f"the admin endpoint on port {port}")
         return p
     raise AssertionError("unreachable")
 
