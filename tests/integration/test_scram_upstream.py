@@ -40,6 +40,10 @@ PASSWORD = "scram-up-" + secrets.token_hex(12)
 FAST, SLOW, SLOWEST = "fastscram", "slowscram", "slowestscram"
 TARGET_SECONDS = 1.5
 MAX_ITERATIONS = 10_000_000  # AUTH_SCRAM_MAX_ITERATIONS (auth/auth_pg.h)
+# [upstream] connect_timeout where a slow login must succeed: its proof takes about
+# TARGET_SECONDS on a quiet machine, but several times that under ASan on a loaded one, past
+# the harness' 10 s. (The connect_timeout test sets its own.)
+LOGIN_TIMEOUT = "120"
 
 
 def pbkdf2_iterations_for(seconds):
@@ -284,7 +288,7 @@ def relayed_proxy(proxy_factory, plain_pg, relay):
     """An rsproxy logging in to plain_pg through the relay; extra config merges over it."""
     def make(extra=None):
         cfg = {"upstream": {"host": "127.0.0.1", "port": relay.port, "sslmode": "disable",
-                            "password": PASSWORD}}
+                            "password": PASSWORD, "connect_timeout": LOGIN_TIMEOUT}}
         for section, keys in (extra or {}).items():
             cfg.setdefault(section, {}).update(keys)
         return proxy_factory(cfg, pg_cluster=plain_pg)
@@ -328,7 +332,8 @@ def test_verifiers_are_stored_as_made(tls_pg, plain_pg, iterations):
 
 
 def test_slow_login_over_tls_succeeds(proxy_factory, tls_pg, iterations):
-    p = proxy_factory({"upstream": {"password": PASSWORD}}, pg_cluster=tls_pg)
+    p = proxy_factory({"upstream": {"password": PASSWORD, "connect_timeout": LOGIN_TIMEOUT}},
+                      pg_cluster=tls_pg)
     with psycopg.connect(p.dsn(user=SLOW, dbname="postgres", connect_timeout=60)) as c:
         row = c.execute("SELECT current_user, ssl FROM pg_stat_ssl "
                         "WHERE pid = pg_backend_pid()").fetchone()
@@ -462,7 +467,8 @@ def test_connect_timeout_during_the_computation(relayed_proxy, relay):
 def test_check_logs_in_with_a_slow_verifier(proxy_factory, tls_pg):
     """rsproxy --check runs its own loop until the verdict: the login's proof comes back from
     the thread pool there too, and the process exits cleanly after it."""
-    p = proxy_factory({"upstream": {"password": PASSWORD, "user": SLOW, "dbname": "postgres"}},
+    p = proxy_factory({"upstream": {"password": PASSWORD, "user": SLOW, "dbname": "postgres",
+                                    "connect_timeout": LOGIN_TIMEOUT}},
                       pg_cluster=tls_pg, start=False)
     r = p.run_check()
     assert r.returncode == 0, r.stdout
