@@ -422,7 +422,8 @@ static relay_result_t scan_c2s(px_client_t *c)
             c->rfq_expected++;
             /* fallthrough */
         case 'P':
-            c->unsynced = c->unsynced || f.type == 'P';
+            if (f.type == 'P')
+                c->unsynced = true;
             if (c->icpt) {
                 px_icpt_action_t a = px__icpt_client_msg(c, f.type, f.len, &sent);
                 switch (a) {

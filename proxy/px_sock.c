@@ -674,16 +674,15 @@ void px_sock_peer_name(const px_sock_t *s, char *buf, size_t len, bool *loopback
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &sl) != 0)
         return;
+    px_addr_name((struct sockaddr *)&ss, buf, len);
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
         *loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-        px_addr_name((struct sockaddr *)&ss, buf, len);
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
         const uint8_t *b = a->sin6_addr.s6_addr;
         static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         *loopback =
             IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) || (memcmp(b, v4mapped, 12) == 0 && b[12] == 127);
-        px_addr_name((struct sockaddr *)&ss, buf, len);
     }
 }

@@ -19,6 +19,7 @@ import pgwire
 from fixtures_aws import PROXY_KEY, secret_of
 from fixtures_copy import (APP_ROLE, BUCKET, EU_BUCKET, INVALID_CREDS, OTHER_ROLE, ROLE, TEMPDIR,
                            connect, psql, wait_for)
+from test_copy_policy import raw_login
 
 CSV = "1,one,uno\n2,two,dos\n3,three,tres\n"
 LOADED = [(1, "one", "uno"), (2, "two", "dos"), (3, "three", "tres")]
@@ -215,12 +216,6 @@ def test_statement_over_max_statement_size_is_refused(cx):
         c.rollback()
         assert c.execute("SELECT count(*) FROM t").fetchone() == (3,)
     assert cx.rs_log().count("COPY ") == 1
-
-
-def raw_login(p):
-    c = pgwire.RawConn("127.0.0.1", p.port, timeout=60)
-    c.login("alice", "dev", timeout=60)
-    return c
 
 
 def test_large_query_under_a_policy(cx):
